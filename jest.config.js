@@ -1,0 +1,14 @@
+/* eslint-env node */
+/** @type {import('jest').Config} */
+const config = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': ['@swc/jest'] },
+  testMatch: ['<rootDir>/**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/'],
+  globalSetup: '<rootDir>/test/global-setup.ts',
+  globalTeardown: '<rootDir>/test/global-teardown.ts',
+  testTimeout: 60000,
+  // Integration tests each run their own services; two workers match the two cores.
+  maxWorkers: 2,
+};
+module.exports = config;

@@ -1,0 +1,73 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { AppError } from '../../runtime/errors';
+import type { Logger } from '../../runtime/logger';
+import type { PaymentRequest } from '../api/payment-request';
+import type { Router } from '../routing/router';
+import { createPayment, type Payment } from '../state/payment';
+import type { PaymentStore } from '../state/store';
+import type { EffectRunner } from './effects';
+import type { OrchestratorMetrics } from '../metrics';
+
+export interface AcceptDeps {
+  store: PaymentStore;
+  router: Router;
+  runEffects: EffectRunner;
+  clock: () => Date;
+  newId: () => string;
+  metrics: OrchestratorMetrics;
+  logger: Logger;
+}
+
+/** Hash of the request as parsed, so key order and whitespace do not make two equal requests differ. */
+export function requestHash(request: PaymentRequest): string {
+  const canonical = JSON.stringify([request.type, request.accountId, request.amount, request.currency, request.region]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/**
+ * Accepts a payment: route it, store it as PENDING with its first attempt and
+ * deadline (atomically with its idempotency key), then dispatch. A repeated
+ * key with the same request returns the payment it created; with another
+ * request it is refused.
+ */
+export function createAcceptPayment({ store, router, runEffects, clock, newId, metrics, logger }: AcceptDeps) {
+  return async function acceptPayment(request: PaymentRequest, idempotencyKey: string): Promise<{ payment: Payment; replayed: boolean }> {
+    const hash = requestHash(request);
+    const routing = router.route(request, new Set());
+    if (routing.chosen === null) {
+      metrics.paymentsRejected.inc({ reason: 'no_gateway' });
+      throw new AppError(422, 'no_gateway', `no available gateway serves ${request.type} in ${request.currency} for region ${request.region}`, 'region');
+    }
+    const now = clock();
+    const { payment, effects } = createPayment(
+      { id: newId(), ...request },
+      { ...routing, chosen: routing.chosen },
+      randomUUID(),
+      router.timeoutMsOf(routing.chosen),
+      now,
+    );
+    const created = await store.create(payment, idempotencyKey, hash);
+    if (!created.created) return { payment: await replay(created.paymentId, created.requestHash), replayed: true };
+
+    metrics.paymentsAccepted.inc({ type: payment.type, region: payment.region, currency: payment.currency });
+    logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: routing.chosen, type: payment.type }, 'payment accepted');
+    try {
+      await runEffects(payment, effects);
+    } catch (error) {
+      // Stored with its deadline: the timeout scheduler fails it over if the dispatch never left.
+      logger.error({ err: error, paymentId: payment.id }, 'dispatch failed after the payment was stored');
+    }
+    return { payment, replayed: false };
+
+    async function replay(paymentId: string, storedHash: string): Promise<Payment> {
+      if (storedHash !== hash) {
+        metrics.paymentsRejected.inc({ reason: 'idempotency_conflict' });
+        throw new AppError(422, 'idempotency_conflict', 'this Idempotency-Key was used with a different request', 'Idempotency-Key');
+      }
+      const existing = await store.get(paymentId);
+      if (!existing) throw new Error(`idempotency key points at missing payment ${paymentId}`);
+      return existing.payment;
+    }
+  };
+}
+export type AcceptPayment = ReturnType<typeof createAcceptPayment>;

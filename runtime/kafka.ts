@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import { Counter, type Registry } from 'prom-client';
+import type { z } from 'zod';
+import { deadLetter, type DeadLetter } from '../topics/schemas';
+import type { Logger } from './logger';
+import { errorMessage } from './errors';
+
+/**
+ * Thrown by a handler for a message that is well-formed but cannot be acted on
+ * (for example a result for a payment nobody knows): the consumer parks it on
+ * the dead-letter topic with the reason instead of retrying it forever.
+ */
+export class RejectMessage extends Error {
+  constructor(
+    readonly reason: string,
+    detail: string,
+  ) {
+    super(detail);
+    this.name = 'RejectMessage';
+  }
+}
+
+export function createKafka(brokers: string[], clientId: string, logger: Logger): Kafka {
+  const kafkaLogger = logger.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId,
+    brokers,
+    logLevel: logLevel.WARN,
+    retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000 },
+    logCreator:
+      () =>
+      ({ level, log }) => {
+        const { message, ...rest } = log;
+        if (level <= logLevel.ERROR) kafkaLogger.error(rest, message);
+        else if (level === logLevel.WARN) kafkaLogger.warn(rest, message);
+        else kafkaLogger.debug(rest, message);
+      },
+  });
+}
+
+export interface OutgoingMessage {
+  key: string;
+  value: { type: string };
+}
+
+/** Publishes JSON messages; a failure rejects, so the caller decides whether work is lost. */
+export interface Publisher {
+  publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
+}
+
+export function kafkaMetrics(registry: Registry) {
+  return {
+    consumed: new Counter({
+      name: 'kafka_messages_consumed_total',
+      help: 'Messages taken from Kafka, by topic',
+      labelNames: ['topic'],
+      registers: [registry],
+    }),
+    produced: new Counter({
+      name: 'kafka_messages_produced_total',
+      help: 'Messages published to Kafka, by topic',
+      labelNames: ['topic'],
+      registers: [registry],
+    }),
+    deadLettered: new Counter({
+      name: 'kafka_messages_dead_lettered_total',
+      help: 'Messages parked on the dead-letter topic, by source topic and reason',
+      labelNames: ['topic', 'reason'],
+      registers: [registry],
+    }),
+  };
+}
+export type KafkaMetrics = ReturnType<typeof kafkaMetrics>;
+
+export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Promise<Publisher & { producer: Producer }> {
+  const producer = kafka.producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  return {
+    producer,
+    async publish(topic, messages) {
+      if (messages.length === 0) return;
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: messages.map((message) => ({ key: message.key, value: JSON.stringify(message.value) })),
+      });
+      metrics.produced.inc({ topic }, messages.length);
+    },
+  };
+}
+
+/** How a consumer treats one topic: the contract it parses with and what it does with a valid message. */
+export interface TopicHandler<S extends z.ZodType> {
+  topic: string;
+  schema: S;
+  handle: (message: z.infer<S>, meta: { partition: number; offset: string; key: string | null }) => Promise<void>;
+}
+
+/** Keep at most this much of a rejected value on the dead-letter topic. */
+const DEAD_LETTER_VALUE_LIMIT = 64 * 1024;
+
+export interface ConsumerOptions {
+  kafka: Kafka;
+  groupId: string;
+  /** Erases the per-topic schema type; each handler is checked where it is built with `on()`. */
+  handlers: Array<TopicHandler<z.ZodType>>;
+  publisher: Publisher;
+  deadLetterTopic: string;
+  metrics: KafkaMetrics;
+  logger: Logger;
+  fromBeginning?: boolean;
+  partitionsConsumedConcurrently?: number;
+}
+
+/** Builds a handler entry while keeping the schema and handler types tied together. */
+export function on<S extends z.ZodType>(
+  topic: string,
+  schema: S,
+  handle: TopicHandler<S>['handle'],
+): TopicHandler<z.ZodType> {
+  return { topic, schema, handle: handle as TopicHandler<z.ZodType>['handle'] };
+}
+
+/**
+ * A consumer with the contract enforced at the edge: a message that is not
+ * JSON or does not match its topic's schema is parked on the dead-letter topic,
+ * counted and logged, and its offset committed, so it never blocks the
+ * partition. A handler that throws (Redis or Kafka unavailable) is retried by
+ * kafkajs from the same offset: valid work is delayed, never skipped.
+ */
+export interface RunningConsumer {
+  consumer: Consumer;
+  /** Resolves once the group has assigned partitions: the consumer is live. */
+  joined: Promise<void>;
+  /** False after kafkajs gave up on the consumer (it will not restart by itself). */
+  isHealthy: () => boolean;
+}
+
+export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
+  const { kafka, groupId, handlers, publisher, deadLetterTopic, metrics, logger } = options;
+  const byTopic = new Map(handlers.map((handler) => [handler.topic, handler]));
+  const consumer = kafka.consumer({
+    groupId,
+    allowAutoTopicCreation: false,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5_000 },
+  });
+  const joined = new Promise<void>((resolve) => {
+    const remove = consumer.on(consumer.events.GROUP_JOIN, () => {
+      remove();
+      resolve();
+    });
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: options.fromBeginning ?? true });
+
+  const park = async (topic: string, partition: number, message: KafkaMessage, reason: string, detail: string) => {
+    const value = message.value ?? Buffer.alloc(0);
+    const letter: DeadLetter = deadLetter.parse({
+      eventId: randomUUID(),
+      type: 'dead.letter',
+      occurredAt: new Date().toISOString(),
+      schemaVersion: 1,
+      sourceTopic: topic,
+      partition,
+      offset: message.offset,
+      key: message.key?.toString('utf8').slice(0, 200) ?? null,
+      reason,
+      detail: detail.slice(0, 2000),
+      valueBase64: value.subarray(0, DEAD_LETTER_VALUE_LIMIT).toString('base64'),
+      valueBytes: value.length,
+      consumer: groupId,
+    });
+    await publisher.publish(deadLetterTopic, [{ key: `${topic}:${partition}:${message.offset}`, value: letter }]);
+    metrics.deadLettered.inc({ topic, reason });
+    logger.warn({ topic, partition, offset: message.offset, reason, detail: letter.detail }, 'message dead-lettered');
+  };
+
+  await consumer.run({
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+    eachMessage: async ({ topic, partition, message }) => {
+      metrics.consumed.inc({ topic });
+      const handler = byTopic.get(topic);
+      if (!handler) return;
+      let json: unknown;
+      try {
+        json = JSON.parse(message.value?.toString('utf8') ?? '');
+      } catch (error) {
+        await park(topic, partition, message, 'not-json', errorMessage(error));
+        return;
+      }
+      const parsed = handler.schema.safeParse(json);
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+        await park(topic, partition, message, 'schema', detail);
+        return;
+      }
+      try {
+        await handler.handle(parsed.data, {
+          partition,
+          offset: message.offset,
+          key: message.key?.toString('utf8') ?? null,
+        });
+      } catch (error) {
+        if (!(error instanceof RejectMessage)) throw error;
+        await park(topic, partition, message, error.reason, error.message);
+      }
+    },
+  });
+  let healthy = true;
+  consumer.on(consumer.events.CRASH, (event) => {
+    healthy = event.payload.restart;
+    logger.error({ err: event.payload.error, groupId, restart: event.payload.restart }, 'consumer crashed');
+  });
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    healthy = true;
+  });
+  return { consumer, joined, isHealthy: () => healthy };
+}

@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startLocalKafka } from '../scripts/kafka-local';
+
+/**
+ * Finds a Kafka broker for the test run, in this order: KAFKA_BROKERS if set;
+ * else a Confluent broker in a container when a Docker engine answers; else
+ * the project's local Apache Kafka (KRaft) on its own test port, so tests
+ * never touch a local stack on 9092. Workers read the result from TEST_*
+ * variables.
+ */
+export default async function globalSetup(): Promise<void> {
+  process.env.TEST_RUN_ID = randomUUID().slice(0, 8);
+  process.env.TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  process.env.TEST_KAFKA_BROKERS = await findKafka();
+}
+
+async function findKafka(): Promise<string> {
+  if (process.env.KAFKA_BROKERS) return process.env.KAFKA_BROKERS;
+  const container = await startKafkaContainer();
+  if (container) return container;
+  const port = Number(process.env.TEST_KAFKA_PORT ?? 19092);
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-test-kafka-'));
+  const started = Date.now();
+  const kafka = await startLocalKafka({ port, dataDir, quiet: true });
+  process.stderr.write(`\ntest Kafka: local Apache Kafka on ${kafka.brokers} (ready in ${Date.now() - started} ms)\n`);
+  testGlobals.stop = kafka.stop;
+  return kafka.brokers;
+}
+
+/** Starts @testcontainers/kafka when testcontainers finds a container runtime; undefined otherwise. */
+async function startKafkaContainer(): Promise<string | undefined> {
+  const { getContainerRuntimeClient } = await import('testcontainers');
+  try {
+    await getContainerRuntimeClient();
+  } catch {
+    return undefined;
+  }
+  const { KafkaContainer } = await import('@testcontainers/kafka');
+  const container = await new KafkaContainer('confluentinc/cp-kafka:7.9.0').withKraft().start();
+  testGlobals.stop = async () => {
+    await container.stop();
+  };
+  process.stderr.write(`\ntest Kafka: container ${container.getHost()}:${container.getMappedPort(9093)}\n`);
+  return `${container.getHost()}:${container.getMappedPort(9093)}`;
+}
+
+/** Shared with global-teardown, which jest runs in the same process. */
+export const testGlobals: { stop?: () => Promise<void> } = ((globalThis as { __pgoTest?: object }).__pgoTest ??= {});

@@ -1,0 +1,72 @@
+import { deposit, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
+
+describe('one payment end to end on real Kafka and Redis', () => {
+  let stack: TestStack;
+  let statuses: Awaited<ReturnType<typeof watchStatuses>>;
+
+  beforeAll(async () => {
+    stack = await startTestStack({
+      rules: [
+        rule('approver', { regions: ['EU'] }),
+        rule('decliner', { regions: ['US'], currencies: ['USD'] }),
+      ],
+      sandboxes: { decliner: { mode: 'decline', rate: 1 } },
+    });
+    statuses = await watchStatuses(stack);
+  });
+  afterAll(async () => {
+    await statuses?.stop();
+    await stack?.stop();
+  });
+
+  const getPayment = async (id: string) => {
+    const response = await fetch(`${stack.baseUrl}/v1/payments/${id}`);
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+
+  test('When the gateway approves, then the payment ends SUCCESS and GET shows the attempt', async () => {
+    const accepted = await postPayment(stack.baseUrl, deposit());
+    expect(accepted.status).toBe(202);
+    expect(accepted.body).toMatchObject({ status: 'PENDING', amount: '10000', currency: 'EUR' });
+    const id = String(accepted.body.id);
+
+    const [terminal] = await statuses.untilTerminal([id]);
+    expect(terminal).toMatchObject({ status: 'SUCCESS', gatewayId: 'approver' });
+
+    const fetched = await getPayment(id);
+    expect(fetched.status).toBe(200);
+    expect(fetched.body).toMatchObject({ id, status: 'SUCCESS' });
+    expect(fetched.body.attempts).toEqual([
+      expect.objectContaining({ gatewayId: 'approver', status: 'succeeded', number: 1 }),
+    ]);
+  });
+
+  test('When the gateway declines, then the payment ends FAILURE with the decline reason', async () => {
+    const accepted = await postPayment(stack.baseUrl, deposit({ region: 'US', currency: 'USD' }));
+    expect(accepted.status).toBe(202);
+    const id = String(accepted.body.id);
+
+    const [terminal] = await statuses.untilTerminal([id]);
+    expect(terminal).toMatchObject({ status: 'FAILURE', reason: 'insufficient_funds', gatewayId: 'decliner' });
+    const fetched = await getPayment(id);
+    expect(fetched.body).toMatchObject({ status: 'FAILURE', reason: 'insufficient_funds' });
+    expect(fetched.body.attempts).toEqual([expect.objectContaining({ status: 'failed', reasonCode: 'insufficient_funds' })]);
+  });
+
+  test('When a payment is accepted, then the status topic carries PENDING before the terminal event', async () => {
+    const accepted = await postPayment(stack.baseUrl, deposit({ accountId: 'acc-order' }));
+    const id = String(accepted.body.id);
+    await statuses.untilTerminal([id]);
+    const mine = statuses.events.filter((event) => event.paymentId === id);
+    expect(mine.map((event) => [event.status, event.sequence])).toEqual([
+      ['PENDING', 1],
+      ['SUCCESS', 2],
+    ]);
+  });
+
+  test('When the payment id is unknown, then GET answers 404', async () => {
+    const fetched = await getPayment('no-such-payment');
+    expect(fetched.status).toBe(404);
+    expect(fetched.body).toEqual({ error: expect.objectContaining({ code: 'not_found', field: 'id' }) });
+  });
+});

@@ -1,0 +1,169 @@
+import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import { ensureTopics } from '../../topics/create';
+import { topicNames, topicSpecs, type TopicNames } from '../../topics/names';
+import type { GatewayRule, PaymentStatusChanged } from '../../topics/schemas';
+import { paymentStatusChanged } from '../../topics/schemas';
+import { startGateway, type RunningGateway } from '../../gateways/main';
+import type { SandboxSettings } from '../../gateways/sandbox';
+import { startOrchestrator, type OrchestratorOverrides, type RunningOrchestrator } from '../../orchestrator/main';
+import { loadOrchestratorConfig } from '../../orchestrator/config';
+import { loadGatewayConfig } from '../../gateways/config';
+import { isolatedNamespace, testLogger } from './env';
+
+export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
+  gatewayId,
+  enabled: true,
+  regions: ['EU'],
+  paymentTypes: ['deposit', 'withdrawal'],
+  currencies: ['EUR', 'USD'],
+  weight: 1,
+  timeoutMs: 5000,
+  available: true,
+  ...fields,
+});
+
+export interface StackOptions {
+  rules: GatewayRule[];
+  /** Sandbox behaviour per gateway id; gateways not listed are healthy. */
+  sandboxes?: Record<string, Partial<SandboxSettings>>;
+  orchestrator?: OrchestratorOverrides & { env?: Record<string, string> };
+}
+
+export interface TestStack {
+  baseUrl: string;
+  topics: TopicNames;
+  kafka: Kafka;
+  orchestrator: RunningOrchestrator;
+  gateways: Map<string, RunningGateway>;
+  env: Record<string, string>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * A whole stack in this process on real Kafka and Redis, in a namespace of
+ * its own (topic and key prefixes), so test files run in parallel without
+ * seeing each other's messages.
+ */
+export async function startTestStack(options: StackOptions): Promise<TestStack> {
+  const ns = isolatedNamespace();
+  const env = {
+    KAFKA_BROKERS: ns.brokers,
+    REDIS_URL: ns.redisUrl,
+    REDIS_KEY_PREFIX: ns.redisKeyPrefix,
+    TOPIC_PREFIX: ns.topicPrefix,
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+  };
+  const kafka = new Kafka({ clientId: 'test', brokers: ns.brokers.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, topicSpecs(ns.topicPrefix, options.rules.map((r) => r.gatewayId)));
+  await admin.disconnect();
+
+  const gateways = new Map<string, RunningGateway>();
+  const stoppers: Array<() => Promise<void>> = [];
+  try {
+    await Promise.all(
+      options.rules.map(async ({ gatewayId }) => {
+        const sandbox = options.sandboxes?.[gatewayId] ?? {};
+        const gateway = await startGateway(
+          loadGatewayConfig({
+            ...env,
+            GATEWAY_ID: gatewayId,
+            SANDBOX_MODE: sandbox.mode,
+            SANDBOX_LATENCY_MS: sandbox.latencyMs?.toString(),
+            SANDBOX_RATE: sandbox.rate?.toString(),
+          }),
+          { logger: testLogger(`gateway-${gatewayId}`) },
+        );
+        gateways.set(gatewayId, gateway);
+        stoppers.push(gateway.stop);
+      }),
+    );
+    const { env: extraEnv, ...overrides } = options.orchestrator ?? {};
+    const orchestrator = await startOrchestrator(loadOrchestratorConfig({ ...env, ...extraEnv }), {
+      rules: options.rules,
+      logger: testLogger('orchestrator'),
+      ...overrides,
+    });
+    stoppers.unshift(orchestrator.stop);
+    return {
+      baseUrl: `http://127.0.0.1:${orchestrator.port}`,
+      topics: topicNames(ns.topicPrefix),
+      kafka,
+      orchestrator,
+      gateways,
+      env,
+      stop: async () => {
+        for (const stop of stoppers) await stop();
+      },
+    };
+  } catch (error) {
+    for (const stop of stoppers) await stop();
+    throw error;
+  }
+}
+
+/** Sends a payment; returns the HTTP status and parsed body. */
+export async function postPayment(
+  baseUrl: string,
+  body: unknown,
+  headers: Record<string, string> = { 'Idempotency-Key': crypto.randomUUID() },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${baseUrl}/v1/payments`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+export const deposit = (fields: Record<string, unknown> = {}) => ({
+  type: 'deposit',
+  accountId: 'acc-42',
+  amount: '10000',
+  currency: 'EUR',
+  region: 'EU',
+  ...fields,
+});
+
+/**
+ * Collects payment status events from the start of the topic, and lets a
+ * test await the terminal event of given payments (no sleeps).
+ */
+export async function watchStatuses(stack: TestStack) {
+  const events: PaymentStatusChanged[] = [];
+  const waiters: Array<() => void> = [];
+  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}watch-${crypto.randomUUID()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic: stack.topics.paymentStatus, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      events.push(paymentStatusChanged.parse(JSON.parse(message.value?.toString() ?? '')));
+      for (const wake of waiters.splice(0)) wake();
+    },
+  });
+  const terminal = (paymentId: string) => events.find((event) => event.paymentId === paymentId && event.status !== 'PENDING');
+  return {
+    events,
+    terminal,
+    /** Resolves with each payment's terminal event once all have one. */
+    async untilTerminal(paymentIds: string[], timeoutMs = 30_000): Promise<PaymentStatusChanged[]> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = paymentIds.map(terminal);
+        if (found.every((event) => event !== undefined)) return found as PaymentStatusChanged[];
+        const missing = paymentIds.filter((_, index) => found[index] === undefined).length;
+        if (Date.now() > deadline) throw new Error(`${missing} of ${paymentIds.length} payments not terminal after ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+    },
+    stop: () => consumer.disconnect(),
+  };
+}

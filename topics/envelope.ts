@@ -1,0 +1,29 @@
+import { z } from 'zod';
+
+/**
+ * Every message on every topic carries these fields, so a consumer can
+ * de-duplicate (eventId), route (type), order and age (occurredAt), and
+ * evolve the contract (schemaVersion).
+ */
+export const envelope = <T extends string>(type: T, schemaVersion = 1) =>
+  z.object({
+    eventId: z.string().min(1).max(100),
+    type: z.literal(type),
+    occurredAt: z.string().datetime({ offset: true }),
+    schemaVersion: z.literal(schemaVersion),
+  });
+
+export const ids = {
+  paymentId: z.string().min(1).max(64),
+  attemptId: z.string().min(1).max(80),
+  gatewayId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'lower-case letters, digits and dashes, at most 40'),
+};
+
+/** Money is an integer number of minor units carried as a decimal string, never a float. */
+export const amountMinor = z
+  .string()
+  .regex(/^[1-9][0-9]{0,17}$/, 'a positive whole number of minor units, as a string of digits');
+
+export const currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as EUR');
+export const region = z.string().regex(/^[A-Z]{2,8}$/, 'an upper-case region code such as EU');
+export const paymentType = z.enum(['deposit', 'withdrawal']);

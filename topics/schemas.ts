@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { amountMinor, currency, envelope, ids, paymentType, region } from './envelope';
+
+/** Orchestrator → gateway: process this attempt of a payment. */
+export const attemptRequested = envelope('attempt.requested').extend({
+  paymentId: ids.paymentId,
+  attemptId: ids.attemptId,
+  gatewayId: ids.gatewayId,
+  paymentType,
+  accountId: z.string().min(1).max(64),
+  amount: amountMinor,
+  currency,
+  region,
+  deadline: z.string().datetime({ offset: true }),
+});
+export type AttemptRequested = z.infer<typeof attemptRequested>;
+
+/**
+ * Orchestrator → gateway: stop or undo an attempt. `cancel` asks the gateway
+ * to abandon an attempt it may still be working on; `compensate` asks it to
+ * void or refund an attempt that succeeded after the payment had already
+ * settled elsewhere.
+ */
+export const attemptCommand = envelope('attempt.command').extend({
+  command: z.enum(['cancel', 'compensate']),
+  paymentId: ids.paymentId,
+  attemptId: ids.attemptId,
+  gatewayId: ids.gatewayId,
+  reason: z.string().max(200),
+});
+export type AttemptCommand = z.infer<typeof attemptCommand>;
+
+export const gatewayRequestMessage = z.discriminatedUnion('type', [attemptRequested, attemptCommand]);
+export type GatewayRequestMessage = z.infer<typeof gatewayRequestMessage>;
+
+/** Gateway → orchestrator: the outcome of one attempt. */
+export const gatewayResult = envelope('gateway.result').extend({
+  paymentId: ids.paymentId,
+  attemptId: ids.attemptId,
+  gatewayId: ids.gatewayId,
+  outcome: z.enum(['success', 'failure']),
+  /** Why it failed; the orchestrator's reason table decides if it is retryable. */
+  reasonCode: z.string().min(1).max(64).optional(),
+  gatewayReference: z.string().max(128).optional(),
+});
+export type GatewayResult = z.infer<typeof gatewayResult>;
+
+export const paymentStatus = z.enum(['PENDING', 'SUCCESS', 'FAILURE']);
+export type PaymentStatus = z.infer<typeof paymentStatus>;
+
+/** Orchestrator → platform and audit: a payment changed state. */
+export const paymentStatusChanged = envelope('payment.status').extend({
+  paymentId: ids.paymentId,
+  status: paymentStatus,
+  /** Increases by one with every change of this payment, so consumers can order and de-duplicate. */
+  sequence: z.number().int().positive(),
+  paymentType,
+  accountId: z.string().min(1).max(64),
+  amount: amountMinor,
+  currency,
+  region,
+  attemptId: ids.attemptId.optional(),
+  gatewayId: ids.gatewayId.optional(),
+  reason: z.string().max(200).optional(),
+});
+export type PaymentStatusChanged = z.infer<typeof paymentStatusChanged>;
+
+/** Back office → orchestrators: the routing rules of one gateway (compacted by gateway id). */
+export const gatewayRule = z.object({
+  gatewayId: ids.gatewayId,
+  enabled: z.boolean(),
+  regions: z.array(z.union([region, z.literal('*')])).min(1),
+  paymentTypes: z.array(paymentType).min(1),
+  currencies: z.array(currency).min(1),
+  minAmount: amountMinor.optional(),
+  maxAmount: amountMinor.optional(),
+  weight: z.number().int().min(0).max(1000),
+  timeoutMs: z.number().int().min(100).max(600_000),
+  available: z.boolean(),
+  unavailableReason: z.string().max(200).optional(),
+});
+export type GatewayRule = z.infer<typeof gatewayRule>;
+
+export const ruleChanged = envelope('rule.changed').extend({
+  rule: gatewayRule,
+  version: z.number().int().positive(),
+  changedBy: z.string().min(1).max(100),
+});
+export type RuleChanged = z.infer<typeof ruleChanged>;
+
+/** Orchestrators → everyone: a gateway's breaker changed state (compacted by gateway id). */
+export const gatewayHealthChanged = envelope('gateway.health').extend({
+  gatewayId: ids.gatewayId,
+  breaker: z.enum(['closed', 'open', 'half-open']),
+  reportedBy: z.string().min(1).max(100),
+});
+export type GatewayHealthChanged = z.infer<typeof gatewayHealthChanged>;
+
+/** Anything a consumer could not accept, parked with the reason and where it came from. */
+export const deadLetter = envelope('dead.letter').extend({
+  sourceTopic: z.string(),
+  partition: z.number().int(),
+  offset: z.string(),
+  key: z.string().nullable(),
+  reason: z.string().max(100),
+  detail: z.string().max(2000),
+  /** The original value as base64, cut at a bound so a huge poison message cannot be re-parked whole. */
+  valueBase64: z.string(),
+  valueBytes: z.number().int().nonnegative(),
+  consumer: z.string(),
+});
+export type DeadLetter = z.infer<typeof deadLetter>;
