@@ -1,4 +1,3 @@
-/* eslint-env node */
 /** @type {import('jest').Config} */
 const config = {
   testEnvironment: 'node',

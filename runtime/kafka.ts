@@ -148,6 +148,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     allowAutoTopicCreation: false,
     sessionTimeout: 10_000,
     heartbeatInterval: 1_000,
+    // An idle fetch returns after this long; disconnect waits for it, so it bounds shutdown time.
+    maxWaitTimeInMs: 250,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5_000 },
   });
   const joined = new Promise<void>((resolve) => {

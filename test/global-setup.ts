@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startLocalKafka } from '../scripts/kafka-local';
@@ -21,13 +22,26 @@ async function findKafka(): Promise<string> {
   if (process.env.KAFKA_BROKERS) return process.env.KAFKA_BROKERS;
   const container = await startKafkaContainer();
   if (container) return container;
-  const port = Number(process.env.TEST_KAFKA_PORT ?? 19092);
+  // Free ports of its own, so concurrent test runs and a local stack never collide.
+  const [port, controllerPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-test-kafka-'));
   const started = Date.now();
-  const kafka = await startLocalKafka({ port, dataDir, quiet: true });
+  const kafka = await startLocalKafka({ port, controllerPort, dataDir, quiet: true });
   process.stderr.write(`\ntest Kafka: local Apache Kafka on ${kafka.brokers} (ready in ${Date.now() - started} ms)\n`);
   testGlobals.stop = kafka.stop;
   return kafka.brokers;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Starts @testcontainers/kafka when testcontainers finds a container runtime; undefined otherwise. */

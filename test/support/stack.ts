@@ -134,7 +134,7 @@ export const deposit = (fields: Record<string, unknown> = {}) => ({
 export async function watchStatuses(stack: TestStack) {
   const events: PaymentStatusChanged[] = [];
   const waiters: Array<() => void> = [];
-  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}watch-${crypto.randomUUID()}` });
+  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}watch-${crypto.randomUUID()}`, maxWaitTimeInMs: 100 });
   await consumer.connect();
   await consumer.subscribe({ topic: stack.topics.paymentStatus, fromBeginning: true });
   await consumer.run({
