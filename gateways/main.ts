@@ -1,7 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Express } from 'express';
-import { AppError } from '../runtime/errors';
-import { createHttpApp, listen } from '../runtime/http';
+import { createHttpApp, listen, parseOr400 } from '../runtime/http';
 import { createKafka, createPublisher, kafkaMetrics, on, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
@@ -9,7 +7,7 @@ import { createMetricsRegistry } from '../runtime/metrics';
 import { topicNames } from '../topics/names';
 import { gatewayRequestMessage } from '../topics/schemas';
 import { loadGatewayConfig, type GatewayConfig } from './config';
-import { createSandboxAdapter, sandboxSettings, type SandboxAdapter } from './sandbox';
+import { abortableSleep, createSandboxAdapter, sandboxSettings, type SandboxAdapter } from './sandbox';
 import { createGatewayWorker } from './worker';
 
 export interface RunningGateway {
@@ -18,32 +16,42 @@ export interface RunningGateway {
   stop: () => Promise<void>;
 }
 
+/**
+ * The chaos controls: GET shows the current settings; PUT replaces them
+ * whole (a field left out takes its default, so `{}` means healthy) and
+ * answers 400 naming the first field at fault, an unknown field included.
+ */
 function sandboxRoutes(app: Express, sandbox: SandboxAdapter, logger: Logger): void {
   app.get('/sandbox', (_req, res) => {
     res.json(sandbox.settings());
   });
   app.put('/sandbox', (req, res) => {
-    const parsed = sandboxSettings.safeParse(req.body ?? {});
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const field = issue?.path.join('.') || 'body';
-      throw new AppError(400, 'invalid_request', `${field}: ${issue?.message ?? 'invalid'}`, field);
-    }
-    sandbox.configure(parsed.data);
-    logger.warn({ sandbox: parsed.data }, 'sandbox behaviour changed');
-    res.json(parsed.data);
+    const settings = parseOr400(sandboxSettings, req.body ?? {});
+    sandbox.configure(settings);
+    logger.warn({ sandbox: settings }, 'sandbox behaviour changed');
+    res.json(settings);
   });
 }
 
 /** The composition root of one gateway worker with the sandbox adapter. */
-export async function startGateway(config: GatewayConfig, overrides: { random?: () => number; logger?: Logger } = {}): Promise<RunningGateway> {
+export async function startGateway(
+  config: GatewayConfig,
+  overrides: { random?: () => number; clock?: () => Date; logger?: Logger } = {},
+): Promise<RunningGateway> {
   const logger = overrides.logger ?? createLogger('gateway', config.LOG_LEVEL, config.GATEWAY_ID);
   const lifecycle = new Lifecycle(logger);
   const registry = createMetricsRegistry(`gateway-${config.GATEWAY_ID}`);
   const topics = topicNames(config.TOPIC_PREFIX);
+  const clock = overrides.clock ?? (() => new Date());
   const sandbox = createSandboxAdapter(
-    { mode: config.SANDBOX_MODE, latencyMs: config.SANDBOX_LATENCY_MS, rate: config.SANDBOX_RATE },
-    { random: overrides.random ?? Math.random, sleep: (ms) => sleep(ms) },
+    {
+      mode: config.SANDBOX_MODE,
+      latencyMs: config.SANDBOX_LATENCY_MS,
+      rate: config.SANDBOX_RATE,
+      periodMs: config.SANDBOX_PERIOD_MS,
+      lateMs: config.SANDBOX_LATE_MS,
+    },
+    { random: overrides.random ?? Math.random, clock, sleep: abortableSleep, memory: config.SANDBOX_ATTEMPT_MEMORY },
   );
   try {
     const kafka = createKafka(config.KAFKA_BROKERS, `gateway-${config.GATEWAY_ID}`, logger);
@@ -51,7 +59,16 @@ export async function startGateway(config: GatewayConfig, overrides: { random?: 
     const publisher = await createPublisher(kafka, counters);
     lifecycle.add('kafka producer', () => publisher.producer.disconnect());
 
-    const worker = createGatewayWorker({ gatewayId: config.GATEWAY_ID, adapter: sandbox, publisher, topics, clock: () => new Date(), logger, registry });
+    const worker = createGatewayWorker({
+      gatewayId: config.GATEWAY_ID,
+      adapter: sandbox,
+      publisher,
+      topics,
+      clock,
+      logger,
+      registry,
+      drainGraceMs: config.DRAIN_GRACE_MS,
+    });
     lifecycle.add('in-flight attempts', () => worker.drain());
     const { consumer, joined, isHealthy } = await startConsumer({
       kafka,

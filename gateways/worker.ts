@@ -3,7 +3,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
 import type { Publisher } from '../runtime/kafka';
 import type { TopicNames } from '../topics/names';
-import type { AttemptCommand, AttemptRequested, GatewayRequestMessage, GatewayResult } from '../topics/schemas';
+import type { AttemptCommand, AttemptRequested, CommandResult, GatewayRequestMessage, GatewayResult } from '../topics/schemas';
 import type { GatewayAdapter } from './sandbox';
 
 export interface WorkerDeps {
@@ -14,59 +14,88 @@ export interface WorkerDeps {
   clock: () => Date;
   logger: Logger;
   registry: Registry;
+  /** On drain, how long waiting attempts may still take before they are abandoned unanswered. */
+  drainGraceMs: number;
+}
+
+export interface GatewayWorker {
+  handle(message: GatewayRequestMessage): Promise<void>;
+  /**
+   * Resolves once every attempt taken so far has been answered, or, after
+   * `drainGraceMs`, abandoned without an answer (the orchestrator's timeouts
+   * cover those). Never waits for hung or late attempts longer than that.
+   */
+  drain(): Promise<void>;
 }
 
 /**
  * The gateway side of the contract: takes attempt requests and commands from
- * the gateway's own topic, asks the PSP adapter, and publishes the result.
+ * the gateway's own topic, asks the PSP adapter, and publishes results and
+ * command results on the results topic, keyed by payment id.
  * Requests are processed concurrently (a PSP call is slow; the partition must
- * not wait for it) and tracked, so shutdown can wait for those in flight.
+ * not wait for it) and tracked, so shutdown can wait a little for those in
+ * flight. Commands are answered before their offset is committed: if the
+ * publish fails, kafkajs redelivers the command, and the adapter answers a
+ * repeated command the same way.
  */
-export function createGatewayWorker({ gatewayId, adapter, publisher, topics, clock, logger, registry }: WorkerDeps) {
+export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
+  const { gatewayId, adapter, publisher, topics, clock, logger, registry, drainGraceMs } = deps;
   const inFlight = new Set<Promise<void>>();
   const answered = new Counter({
     name: 'gateway_attempts_answered_total',
-    help: 'Attempts this gateway answered, by outcome (success, failure, no-answer)',
+    help: 'Attempt answers by outcome (success, failure, no-answer) and reason (the failure reason, or why there was no answer); a duplicated answer counts twice',
     labelNames: ['gateway', 'outcome', 'reason'],
     registers: [registry],
   });
   const commands = new Counter({
-    name: 'gateway_commands_received_total',
-    help: 'Cancel and compensate commands received, by command',
-    labelNames: ['gateway', 'command'],
+    name: 'gateway_commands_total',
+    help: 'Cancel and compensate commands by command and result (ignored: a hung attempt, not answered)',
+    labelNames: ['gateway', 'command', 'result'],
     registers: [registry],
   });
+  const envelope = <T extends string>(type: T) => ({ eventId: randomUUID(), type, occurredAt: clock().toISOString(), schemaVersion: 1 as const });
 
   const answer = async (request: AttemptRequested) => {
     const log = logger.child({ paymentId: request.paymentId, attemptId: request.attemptId, gatewayId });
     const result = await adapter.process(request);
-    answered.inc({ gateway: gatewayId, outcome: result.outcome, reason: result.outcome === 'failure' ? result.reasonCode : '' });
     if (result.outcome === 'no-answer') {
-      log.warn('sandbox left the attempt unanswered');
+      answered.inc({ gateway: gatewayId, outcome: result.outcome, reason: result.why });
+      log.warn({ outcome: result.outcome, why: result.why }, 'attempt left unanswered');
       return;
     }
-    const message: GatewayResult = {
-      eventId: randomUUID(),
-      type: 'gateway.result',
-      occurredAt: clock().toISOString(),
-      schemaVersion: 1,
+    const messages = Array.from({ length: result.deliveries }, (): GatewayResult => ({
+      ...envelope('gateway.result'),
       paymentId: request.paymentId,
       attemptId: request.attemptId,
       gatewayId,
       outcome: result.outcome,
       ...(result.outcome === 'failure' ? { reasonCode: result.reasonCode } : { gatewayReference: result.gatewayReference }),
-    };
-    await publisher.publish(topics.gatewayResults, [{ key: request.paymentId, value: message }]);
-    log.info({ outcome: result.outcome, reasonCode: message.reasonCode }, 'attempt answered');
+    }));
+    await publisher.publish(
+      topics.gatewayResults,
+      messages.map((value) => ({ key: request.paymentId, value })),
+    );
+    const reason = result.outcome === 'failure' ? result.reasonCode : '';
+    answered.inc({ gateway: gatewayId, outcome: result.outcome, reason }, result.deliveries);
+    log.info({ outcome: result.outcome, reasonCode: result.outcome === 'failure' ? result.reasonCode : undefined, deliveries: result.deliveries }, 'attempt answered');
   };
 
-  const onCommand = (command: AttemptCommand) => {
-    commands.inc({ gateway: gatewayId, command: command.command });
-    logger.warn({ paymentId: command.paymentId, attemptId: command.attemptId, gatewayId, command: command.command, reason: command.reason }, 'command received');
+  const onCommand = async (command: AttemptCommand) => {
+    const { paymentId, attemptId } = command;
+    const outcome = adapter.command(command);
+    commands.inc({ gateway: gatewayId, command: command.command, result: outcome });
+    const fields = { paymentId, attemptId, gatewayId, command: command.command, reason: command.reason, result: outcome };
+    if (outcome === 'ignored') {
+      logger.warn(fields, 'command ignored: the attempt is hung');
+      return;
+    }
+    const message: CommandResult = { ...envelope('attempt.command-result'), command: command.command, paymentId, attemptId, gatewayId, result: outcome };
+    await publisher.publish(topics.gatewayResults, [{ key: paymentId, value: message }]);
+    logger.info(fields, 'command answered');
   };
 
   return {
-    async handle(message: GatewayRequestMessage): Promise<void> {
+    async handle(message) {
       if (message.gatewayId !== gatewayId) {
         logger.warn({ paymentId: message.paymentId, attemptId: message.attemptId, gatewayId: message.gatewayId }, 'message for another gateway ignored');
         return;
@@ -77,8 +106,18 @@ export function createGatewayWorker({ gatewayId, adapter, publisher, topics, clo
         .finally(() => inFlight.delete(work));
       inFlight.add(work);
     },
-    /** Resolves once every attempt taken so far has been answered (or given up). */
-    async drain(): Promise<void> {
+    async drain() {
+      if (inFlight.size === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<true>((resolve) => {
+        timer = setTimeout(() => resolve(true), drainGraceMs);
+      });
+      const settled = Promise.all([...inFlight]).then(() => false as const);
+      const timedOut = await Promise.race([settled, graceOver]);
+      clearTimeout(timer);
+      if (!timedOut) return;
+      const abandoned = adapter.abandonPending();
+      logger.warn({ gatewayId, abandoned, drainGraceMs }, 'attempts still waiting at shutdown abandoned unanswered');
       await Promise.all([...inFlight]);
     },
   };

@@ -6,17 +6,25 @@ const orchestratorEnv = z.object({
   ...commonEnv,
   PORT: port(8080),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
-  /** Seed routing rules (JSON array of gateway rules). */
-  GATEWAY_RULES_FILE: z.string().default('config/gateways.json'),
   MAX_ATTEMPTS: positiveInt(3),
   /** How long an Idempotency-Key keeps answering with its payment. */
   IDEMPOTENCY_TTL_SECONDS: positiveInt(24 * 60 * 60),
   /** How often each instance looks for expired attempt deadlines. */
   TIMEOUT_POLL_MS: positiveInt(100),
   SHUTDOWN_GRACE_MS: positiveInt(15_000),
+  /** Failure share (percent of outcomes in the window) that opens a gateway's breaker. */
+  BREAKER_ERROR_THRESHOLD_PERCENT: z.coerce.number().min(1).max(100).default(50),
+  /** Outcomes needed in the window before a breaker may open. */
+  BREAKER_VOLUME_THRESHOLD: positiveInt(5),
+  BREAKER_WINDOW_MS: positiveInt(10_000),
+  /** How long a breaker stays open before a half-open trial. */
+  BREAKER_RESET_TIMEOUT_MS: positiveInt(5_000),
 });
 
 export type OrchestratorConfig = z.infer<typeof orchestratorEnv>;
+
+/** Every variable this service reads (docker-compose.yml is checked against it). */
+export const orchestratorEnvKeys = Object.keys(orchestratorEnv.shape);
 
 export const loadOrchestratorConfig = (env: Record<string, string | undefined>): OrchestratorConfig =>
   parseConfig(orchestratorEnv, env);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
 import { createKafka, createPublisher, kafkaMetrics, on, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
@@ -6,22 +7,24 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 import { createRedis } from '../runtime/redis';
 import { topicNames } from '../topics/names';
-import { gatewayResult, type GatewayRule } from '../topics/schemas';
+import { gatewayHealthChanged, resultMessage, ruleChanged, type GatewayHealthChanged } from '../topics/schemas';
 import { paymentRoutes } from './api/payments';
 import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
 import { createAcceptPayment } from './dispatch/accept';
 import { createEffectRunner } from './dispatch/effects';
-import { createOrchestratorMetrics } from './metrics';
+import { createBreakers } from './health/breakers';
+import { createHealthWeights } from './health/weights';
+import { createOrchestratorMetrics, registerGatewayGauges } from './metrics';
 import { createOutcomeApplier } from './results/apply-outcome';
-import { handleGatewayResult } from './results/consumer';
+import { handleResultMessage } from './results/consumer';
+import { createRateLimiter } from './routing/rate-limit';
 import { createRouter } from './routing/router';
-import { readRulesFile, staticRuleBook } from './routing/rules';
+import { createRuleBook } from './routing/rules';
 import { createPaymentStore } from './state/store';
 import { startTimeoutScheduler } from './timeouts/scheduler';
 
 /** What can be swapped in tests; production uses the defaults. */
 export interface OrchestratorOverrides {
-  rules?: GatewayRule[];
   random?: () => number;
   clock?: () => Date;
   logger?: Logger;
@@ -53,20 +56,83 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     const kafkaCounters = kafkaMetrics(registry);
     const publisher = await createPublisher(kafka, kafkaCounters);
     lifecycle.add('kafka producer', () => publisher.producer.disconnect());
+    const follow = { kafka, publisher, deadLetterTopic: topics.deadLetter, metrics: kafkaCounters, logger };
 
-    const ruleBook = staticRuleBook(overrides.rules ?? readRulesFile(config.GATEWAY_RULES_FILE));
-    const router = createRouter(ruleBook, random);
+    const ruleBook = createRuleBook();
+    const rules = await followCompactedTopic({
+      ...follow,
+      topic: topics.rules,
+      schema: ruleChanged,
+      name: `${config.TOPIC_PREFIX}orchestrator-rules`,
+      apply: (gatewayId, event, offset) => {
+        ruleBook.apply(gatewayId, event, offset);
+        logger.info({ gatewayId, rule: event?.rule ?? null, version: event?.version, changedBy: event?.changedBy, offset }, 'routing rule applied');
+      },
+    });
+    lifecycle.add('rules follower', () => rules.consumer.disconnect());
+
+    const publishHealth = (gatewayId: string, breaker: GatewayHealthChanged['breaker']) => {
+      const event: GatewayHealthChanged = {
+        eventId: randomUUID(),
+        type: 'gateway.health',
+        occurredAt: clock().toISOString(),
+        schemaVersion: 1,
+        gatewayId,
+        breaker,
+        reportedBy: config.INSTANCE_ID,
+      };
+      publisher.publish(topics.gatewayHealth, [{ key: gatewayId, value: event }]).catch((error: unknown) => {
+        logger.error({ err: error, gatewayId, breaker }, 'could not publish breaker state');
+      });
+    };
+    const breakers = createBreakers(
+      {
+        errorThresholdPercentage: config.BREAKER_ERROR_THRESHOLD_PERCENT,
+        volumeThreshold: config.BREAKER_VOLUME_THRESHOLD,
+        rollingWindowMs: config.BREAKER_WINDOW_MS,
+        resetTimeoutMs: config.BREAKER_RESET_TIMEOUT_MS,
+      },
+      publishHealth,
+      logger,
+    );
+    lifecycle.add('breakers', () => breakers.shutdown());
+    const health = await followCompactedTopic({
+      ...follow,
+      topic: topics.gatewayHealth,
+      schema: gatewayHealthChanged,
+      name: `${config.TOPIC_PREFIX}orchestrator-health`,
+      apply: (gatewayId, event) => {
+        if (event && event.reportedBy !== config.INSTANCE_ID) breakers.applyRemote(gatewayId, event.breaker);
+      },
+    });
+    lifecycle.add('health follower', () => health.consumer.disconnect());
+
+    const healthWeights = createHealthWeights();
+    registerGatewayGauges(registry, { ruleBook, breakers, healthWeights });
+    const router = createRouter({
+      ruleBook,
+      breakers,
+      healthWeights,
+      rateLimiter: createRateLimiter(redis, clock),
+      random,
+      clock,
+      onRateLimited: (gatewayId) => metrics.rateLimited.inc({ gateway: gatewayId }),
+    });
     const store = createPaymentStore(redis, config.IDEMPOTENCY_TTL_SECONDS);
-    const runEffects = createEffectRunner({ publisher, topics, logger, metrics, clock });
+    const runEffects = createEffectRunner({ publisher, topics, logger, metrics, clock, onDispatched: breakers.dispatched });
     const applyOutcome = createOutcomeApplier({
       store,
       runEffects,
+      router,
+      breakers,
+      healthWeights,
       metrics,
       logger,
       decisionContext: {
         maxAttempts: config.MAX_ATTEMPTS,
         newAttemptId: randomUUID,
         timeoutMsOf: router.timeoutMsOf,
+        timeoutPolicyOf: router.timeoutPolicyOf,
         route: router.route,
       },
     });
@@ -75,27 +141,41 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     const stopTimeouts = startTimeoutScheduler({ store, applyOutcome, clock, logger, pollMs: config.TIMEOUT_POLL_MS });
     lifecycle.add('timeout scheduler', stopTimeouts);
 
-    const { consumer, joined, isHealthy } = await startConsumer({
-      kafka,
+    const results = await startConsumer({
+      ...follow,
       groupId: `${config.TOPIC_PREFIX}orchestrator`,
-      handlers: [on(topics.gatewayResults, gatewayResult, handleGatewayResult(applyOutcome, clock))],
-      publisher,
-      deadLetterTopic: topics.deadLetter,
-      metrics: kafkaCounters,
-      logger,
+      handlers: [on(topics.gatewayResults, resultMessage, handleResultMessage(applyOutcome, clock, logger))],
       partitionsConsumedConcurrently: 6,
     });
-    lifecycle.add('results consumer', () => consumer.disconnect());
-    await joined;
+    lifecycle.add('results consumer', () => results.consumer.disconnect());
+    await Promise.all([results.joined, rules.caughtUp, health.caughtUp]);
 
     const app = createHttpApp(
-      { logger, registry, isReady: () => redis.status === 'ready' && isHealthy(), isDraining: () => lifecycle.isStopping },
-      (routes) => paymentRoutes(routes, { acceptPayment, store }),
+      {
+        logger,
+        registry,
+        isReady: () => redis.status === 'ready' && results.isHealthy() && rules.isHealthy() && health.isHealthy(),
+        isDraining: () => lifecycle.isStopping,
+      },
+      (routes) =>
+        paymentRoutes(routes, {
+          acceptPayment,
+          store,
+          routing: () => ({
+            instance: config.INSTANCE_ID,
+            rulesVersion: ruleBook.version(),
+            gateways: ruleBook.rules().map((rule) => ({
+              ...rule,
+              breaker: breakers.stateOf(rule.gatewayId),
+              effectiveWeight: healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs),
+            })),
+          }),
+        }),
     );
     const server = await listen(app, config.PORT);
     // Registered last so it stops first: no new HTTP work while the rest drains.
     lifecycle.add('http server', server.close);
-    logger.info({ port: server.port, topics: topics.gatewayResults }, 'orchestrator started');
+    logger.info({ port: server.port, rulesVersion: ruleBook.version(), gateways: ruleBook.rules().map((rule) => rule.gatewayId) }, 'orchestrator started');
     return { port: server.port, stop: () => lifecycle.stop() };
   } catch (error) {
     await lifecycle.stop();

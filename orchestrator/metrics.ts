@@ -1,4 +1,7 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Breakers } from './health/breakers';
+import type { HealthWeights } from './health/weights';
+import type { RuleBook } from './routing/rules';
 
 /** The orchestrator's own metrics; label sets stay bounded (no payment or account ids). */
 export function createOrchestratorMetrics(registry: Registry) {
@@ -46,6 +49,37 @@ export function createOrchestratorMetrics(registry: Registry) {
       labelNames: ['why'],
       registers: [registry],
     }),
+    failovers: new Counter({
+      name: 'payment_failovers_total',
+      help: 'Attempts that ended retryably (failure or timeout) and made the payment try another gateway, by the gateway left',
+      labelNames: ['gateway', 'cause'],
+      registers: [registry],
+    }),
+    lateSuccesses: new Counter({
+      name: 'payment_late_successes_total',
+      help: 'Successes for attempts that had already timed out or been cancelled, by gateway and what they did (settled, compensated)',
+      labelNames: ['gateway', 'result'],
+      registers: [registry],
+    }),
+    flaggedForReview: new Counter({
+      name: 'payments_flagged_for_review_total',
+      help: 'Withdrawals left PENDING for review because the timed-out gateway never confirmed a cancel',
+      labelNames: ['gateway'],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'gateway_rate_limited_total',
+      help: 'Selections that skipped a gateway because its shared burst budget was spent',
+      labelNames: ['gateway'],
+      registers: [registry],
+    }),
+    resultLatency: new Histogram({
+      name: 'gateway_result_latency_seconds',
+      help: 'Dispatch to result, in seconds, by gateway',
+      labelNames: ['gateway'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
     compensations: new Counter({
       name: 'payment_compensations_total',
       help: 'Late successes after the payment settled: void/refund commands sent, by gateway',
@@ -55,3 +89,40 @@ export function createOrchestratorMetrics(registry: Registry) {
   };
 }
 export type OrchestratorMetrics = ReturnType<typeof createOrchestratorMetrics>;
+
+const BREAKER_STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+/** Per-gateway gauges read at scrape time from the live state, so they never drift from it. */
+export function registerGatewayGauges(registry: Registry, deps: { ruleBook: RuleBook; breakers: Breakers; healthWeights: HealthWeights }): void {
+  const { ruleBook, breakers, healthWeights } = deps;
+  new Gauge({
+    name: 'gateway_breaker_state',
+    help: 'Circuit breaker state per gateway: 0 closed, 1 half-open, 2 open',
+    labelNames: ['gateway'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, BREAKER_STATE_VALUE[breakers.stateOf(rule.gatewayId)]);
+    },
+  });
+  new Gauge({
+    name: 'gateway_available',
+    help: 'Whether the back office rules have the gateway enabled and available (1) or not (0)',
+    labelNames: ['gateway'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, rule.enabled && rule.available ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'gateway_effective_weight',
+    help: 'Weight selection uses: the rule weight scaled down by recent success rate and latency',
+    labelNames: ['gateway'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs));
+    },
+  });
+}

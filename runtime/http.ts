@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { z } from 'zod';
 import type { Logger } from './logger';
 import { AppError } from './errors';
 
@@ -82,6 +83,7 @@ export function createHttpApp(options: HttpOptions, routes: (app: Express) => vo
   const handleError: ErrorRequestHandler = (error: unknown, req, res, _next) => {
     const known = toAppError(error);
     if (known) {
+      if (known.retryAfterSeconds !== undefined) res.set('Retry-After', String(known.retryAfterSeconds));
       res.status(known.status).json(errorBody(known.code, known.message, known.field));
       return;
     }
@@ -126,4 +128,14 @@ export function listen(app: Express, port: number, host = '0.0.0.0'): Promise<{ 
     });
     server.once('error', reject);
   });
+}
+
+/** Parses with a zod schema, or throws a 400 naming the first field at fault (`field` overrides the path, e.g. for a header). */
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown, field?: string): z.infer<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.code === 'unrecognized_keys' ? issue.keys.join(',') : (issue?.path.join('.') ?? '');
+  const named = field ?? (path || 'body');
+  throw new AppError(400, 'invalid_request', `${named}: ${issue?.message ?? 'invalid'}`, named);
 }

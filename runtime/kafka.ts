@@ -114,6 +114,12 @@ export interface ConsumerOptions {
   logger: Logger;
   fromBeginning?: boolean;
   partitionsConsumedConcurrently?: number;
+  /** False for followers that replay a topic on every start and so never need committed offsets. */
+  autoCommit?: boolean;
+  /** A message with a key and no value: on compacted topics, the key was removed. Dead-lettered if not given. */
+  onTombstone?: (key: string, meta: { partition: number; offset: string }) => Promise<void>;
+  /** Told after a message was parked, so followers can count it as read. */
+  onDeadLettered?: (meta: { partition: number; offset: string }) => void;
 }
 
 /** Builds a handler entry while keeping the schema and handler types tied together. */
@@ -180,15 +186,21 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     });
     await publisher.publish(deadLetterTopic, [{ key: `${topic}:${partition}:${message.offset}`, value: letter }]);
     metrics.deadLettered.inc({ topic, reason });
+    options.onDeadLettered?.({ partition, offset: message.offset });
     logger.warn({ topic, partition, offset: message.offset, reason, detail: letter.detail }, 'message dead-lettered');
   };
 
   await consumer.run({
+    autoCommit: options.autoCommit ?? true,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
     eachMessage: async ({ topic, partition, message }) => {
       metrics.consumed.inc({ topic });
       const handler = byTopic.get(topic);
       if (!handler) return;
+      if (message.value === null && message.key !== null && options.onTombstone) {
+        await options.onTombstone(message.key.toString('utf8'), { partition, offset: message.offset });
+        return;
+      }
       let json: unknown;
       try {
         json = JSON.parse(message.value?.toString('utf8') ?? '');

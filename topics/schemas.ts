@@ -45,6 +45,26 @@ export const gatewayResult = envelope('gateway.result').extend({
 });
 export type GatewayResult = z.infer<typeof gatewayResult>;
 
+/**
+ * Gateway → orchestrator: what became of a cancel or compensate command.
+ * - cancelled: the attempt was stopped before it moved money
+ * - not-found: the gateway never saw the attempt (so it cannot move money)
+ * - already-succeeded: too late to cancel, the money moved (treat as a success)
+ * - compensated: the void/refund of a late success is done
+ */
+export const commandResult = envelope('attempt.command-result').extend({
+  command: z.enum(['cancel', 'compensate']),
+  paymentId: ids.paymentId,
+  attemptId: ids.attemptId,
+  gatewayId: ids.gatewayId,
+  result: z.enum(['cancelled', 'not-found', 'already-succeeded', 'compensated']),
+});
+export type CommandResult = z.infer<typeof commandResult>;
+
+/** Everything on the results topic. */
+export const resultMessage = z.discriminatedUnion('type', [gatewayResult, commandResult]);
+export type ResultMessage = z.infer<typeof resultMessage>;
+
 export const paymentStatus = z.enum(['PENDING', 'SUCCESS', 'FAILURE']);
 export type PaymentStatus = z.infer<typeof paymentStatus>;
 
@@ -76,6 +96,19 @@ export const gatewayRule = z.object({
   maxAmount: amountMinor.optional(),
   weight: z.number().int().min(0).max(1000),
   timeoutMs: z.number().int().min(100).max(600_000),
+  /**
+   * What a timeout means, per payment type: `failover` tries the next gateway
+   * at once; `cancel-first` asks this gateway to cancel and fails over only
+   * when it confirms (money leaving us must not leave twice).
+   */
+  timeoutPolicy: z
+    .object({
+      deposit: z.enum(['failover', 'cancel-first']).default('failover'),
+      withdrawal: z.enum(['failover', 'cancel-first']).default('cancel-first'),
+    })
+    .default({ deposit: 'failover', withdrawal: 'cancel-first' }),
+  /** Burst budget shared by all orchestrator instances; a gateway over it is skipped, not failed. */
+  rateLimitPerSecond: z.number().int().positive().max(1_000_000).optional(),
   available: z.boolean(),
   unavailableReason: z.string().max(200).optional(),
 });

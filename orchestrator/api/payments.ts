@@ -1,22 +1,12 @@
 import type { Express, Request } from 'express';
-import type { z } from 'zod';
 import { AppError } from '../../runtime/errors';
+import { parseOr400 } from '../../runtime/http';
 import type { AcceptPayment } from '../dispatch/accept';
 import type { Payment } from '../state/payment';
 import type { PaymentStore } from '../state/store';
 import { idempotencyKey, paymentRequest } from './payment-request';
 
-/** Parses with a zod schema, or answers 400 naming the first field at fault. */
-function parseOr400<S extends z.ZodType>(schema: S, value: unknown, fieldPrefix?: string): z.infer<S> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const path = issue?.code === 'unrecognized_keys' ? issue.keys.join(',') : (issue?.path.join('.') ?? '');
-  const field = fieldPrefix ?? (path || 'body');
-  throw new AppError(400, 'invalid_request', `${field}: ${issue?.message ?? 'invalid'}`, field);
-}
-
-export function paymentRoutes(app: Express, deps: { acceptPayment: AcceptPayment; store: PaymentStore }): void {
+export function paymentRoutes(app: Express, deps: { acceptPayment: AcceptPayment; store: PaymentStore; routing: () => unknown }): void {
   app.post('/v1/payments', async (req: Request, res) => {
     const key = parseOr400(idempotencyKey, req.get('Idempotency-Key'), 'Idempotency-Key');
     const body = parseOr400(paymentRequest, req.body ?? {});
@@ -28,6 +18,17 @@ export function paymentRoutes(app: Express, deps: { acceptPayment: AcceptPayment
     const stored = await deps.store.get(req.params.id);
     if (!stored) throw new AppError(404, 'not_found', `no payment ${req.params.id}`, 'id');
     res.json(view(stored.payment));
+  });
+
+  /** Withdrawals left PENDING because a timed-out gateway never confirmed a cancel: a person decides. */
+  app.get('/v1/reviews', async (_req, res) => {
+    const flagged = await deps.store.flaggedForReview();
+    res.json({ payments: flagged.map(view) });
+  });
+
+  /** The routing view of this instance: rules in force, breaker states and effective weights. */
+  app.get('/v1/routing', (_req, res) => {
+    res.json(deps.routing());
   });
 }
 

@@ -6,6 +6,7 @@ import type { Router } from '../routing/router';
 import { createPayment, type Payment } from '../state/payment';
 import type { PaymentStore } from '../state/store';
 import type { EffectRunner } from './effects';
+import { decideWithinBudget } from './budget';
 import type { OrchestratorMetrics } from '../metrics';
 
 export interface AcceptDeps {
@@ -33,24 +34,21 @@ export function requestHash(request: PaymentRequest): string {
 export function createAcceptPayment({ store, router, runEffects, clock, newId, metrics, logger }: AcceptDeps) {
   return async function acceptPayment(request: PaymentRequest, idempotencyKey: string): Promise<{ payment: Payment; replayed: boolean }> {
     const hash = requestHash(request);
-    const routing = router.route(request, new Set());
-    if (routing.chosen === null) {
-      metrics.paymentsRejected.inc({ reason: 'no_gateway' });
-      throw new AppError(422, 'no_gateway', `no available gateway serves ${request.type} in ${request.currency} for region ${request.region}`, 'region');
-    }
     const now = clock();
-    const { payment, effects } = createPayment(
-      { id: newId(), ...request },
-      { ...routing, chosen: routing.chosen },
-      randomUUID(),
-      router.timeoutMsOf(routing.chosen),
-      now,
+    const { payment, effects } = await decideWithinBudget(
+      router,
+      () => {
+        const routing = router.route(request, new Set());
+        if (routing.chosen === null) throw refusal(request, routing.excluded.map((exclusion) => exclusion.reason));
+        return createPayment({ id: newId(), ...request }, { ...routing, chosen: routing.chosen }, randomUUID(), router.timeoutMsOf(routing.chosen), now);
+      },
+      (created) => created.effects,
     );
     const created = await store.create(payment, idempotencyKey, hash);
     if (!created.created) return { payment: await replay(created.paymentId, created.requestHash), replayed: true };
 
     metrics.paymentsAccepted.inc({ type: payment.type, region: payment.region, currency: payment.currency });
-    logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: routing.chosen, type: payment.type }, 'payment accepted');
+    logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: payment.attempts[0]?.gatewayId, type: payment.type }, 'payment accepted');
     try {
       await runEffects(payment, effects);
     } catch (error) {
@@ -58,6 +56,16 @@ export function createAcceptPayment({ store, router, runEffects, clock, newId, m
       logger.error({ err: error, paymentId: payment.id }, 'dispatch failed after the payment was stored');
     }
     return { payment, replayed: false };
+
+    function refusal(request: PaymentRequest, reasons: string[]): AppError {
+      // Gateways exist but are momentarily unusable: worth retrying shortly, unlike a region nobody serves.
+      if (reasons.includes('circuit-open') || reasons.includes('rate-limited')) {
+        metrics.paymentsRejected.inc({ reason: 'gateways_busy' });
+        return new AppError(503, 'gateways_busy', `every gateway serving region ${request.region} is over its rate limit or has an open circuit; retry shortly`, 'region', 1);
+      }
+      metrics.paymentsRejected.inc({ reason: 'no_gateway' });
+      return new AppError(422, 'no_gateway', `no available gateway serves ${request.type} in ${request.currency} for region ${request.region}`, 'region');
+    }
 
     async function replay(paymentId: string, storedHash: string): Promise<Payment> {
       if (storedHash !== hash) {

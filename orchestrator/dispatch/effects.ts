@@ -12,6 +12,8 @@ export interface EffectDeps {
   logger: Logger;
   metrics: OrchestratorMetrics;
   clock: () => Date;
+  /** Told of every attempt sent, so a half-open breaker lets only one trial through. */
+  onDispatched: (gatewayId: string) => void;
 }
 
 /**
@@ -21,7 +23,7 @@ export interface EffectDeps {
  * stored deadline that another instance will act on, never a dispatch with no
  * record of it.
  */
-export function createEffectRunner({ publisher, topics, logger, metrics, clock }: EffectDeps) {
+export function createEffectRunner({ publisher, topics, logger, metrics, clock, onDispatched }: EffectDeps) {
   const envelope = <T extends string>(type: T) => ({
     eventId: randomUUID(),
     type,
@@ -42,6 +44,7 @@ export function createEffectRunner({ publisher, topics, logger, metrics, clock }
       region: payment.region,
       deadline: attempt.deadline,
     };
+    onDispatched(attempt.gatewayId);
     metrics.attemptsDispatched.inc({ gateway: attempt.gatewayId, attempt: attempt.number > 1 ? 'failover' : 'first' });
     logger.info({ paymentId: payment.id, attemptId: attempt.id, gatewayId: attempt.gatewayId, attempt: attempt.number }, 'attempt dispatched');
     return publisher.publish(topics.gatewayRequests(attempt.gatewayId), [{ key: payment.id, value: request }]);
@@ -101,6 +104,12 @@ export function createEffectRunner({ publisher, topics, logger, metrics, clock }
             return command(payment, effect.attempt, 'cancel', 'another attempt settled the payment');
           case 'compensate':
             return command(payment, effect.attempt, 'compensate', 'late success after the payment settled');
+          case 'flag-review':
+            logger.critical(
+              { paymentId: payment.id, attemptId: effect.attempt.id, gatewayId: effect.attempt.gatewayId },
+              'withdrawal flagged for review: the timed-out gateway never confirmed the cancel',
+            );
+            return Promise.resolve();
         }
       }),
     );

@@ -1,52 +1,88 @@
 import type { Logger } from '../../runtime/logger';
-import { decide, type DecisionContext, type Outcome } from '../state/payment';
+import { decide, type Attempt, type Decision, type DecisionContext, type Outcome, type Payment } from '../state/payment';
 import type { PaymentStore } from '../state/store';
 import type { EffectRunner } from '../dispatch/effects';
+import { decideWithinBudget } from '../dispatch/budget';
+import type { Router } from '../routing/router';
 import type { OrchestratorMetrics } from '../metrics';
+import type { Breakers } from '../health/breakers';
+import type { HealthWeights } from '../health/weights';
+import { classifyFailure } from '../state/reasons';
 
 export interface ApplyOutcomeDeps {
   store: PaymentStore;
   runEffects: EffectRunner;
+  router: Router;
   decisionContext: DecisionContext;
+  breakers: Pick<Breakers, 'record'>;
+  healthWeights: Pick<HealthWeights, 'observe'>;
   metrics: OrchestratorMetrics;
   logger: Logger;
 }
+
+export type ApplyResult = 'applied' | 'unchanged' | 'unknown-payment' | 'unknown-attempt';
 
 /** More than this many lost compare-and-set races in a row means something is wrong, not busy. */
 const MAX_CONFLICTS = 20;
 
 /**
- * Applies one attempt outcome (a gateway result or an expired deadline) to
- * its payment, exactly once whichever instance gets it: read, decide, and
- * store with compare-and-set; a concurrent change makes it read and decide
- * again, and an outcome that changes nothing (a duplicate) stores and sends
- * nothing.
+ * Applies one attempt outcome (a gateway result, a command result or an
+ * expired deadline) to its payment, exactly once whichever instance gets it:
+ * read, decide, and store with compare-and-set; a concurrent change makes it
+ * read and decide again, and an outcome that changes nothing (a duplicate)
+ * stores and sends nothing. Health (breaker, weights) learns from the outcome
+ * only once it is stored, so a duplicate is not counted twice.
  */
-export function createOutcomeApplier({ store, runEffects, decisionContext, metrics, logger }: ApplyOutcomeDeps) {
-  return async function applyOutcome(paymentId: string, outcome: Outcome): Promise<'applied' | 'unchanged' | 'unknown-payment'> {
+export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
+  const { store, runEffects, router, decisionContext, metrics, logger } = deps;
+  return async function applyOutcome(paymentId: string, outcome: Outcome): Promise<ApplyResult> {
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
       const stored = await store.get(paymentId);
-      const gatewayId = stored?.payment.attempts.find((attempt) => attempt.id === outcome.attemptId)?.gatewayId ?? 'unknown';
-      const log = logger.child({ paymentId, attemptId: outcome.attemptId, gatewayId });
+      const attempt = stored?.payment.attempts.find((candidate) => candidate.id === outcome.attemptId);
+      const log = logger.child({ paymentId, attemptId: outcome.attemptId, gatewayId: attempt?.gatewayId });
       if (!stored) {
         metrics.outcomesIgnored.inc({ why: 'unknown-payment' });
         log.warn({ outcome: outcome.kind }, 'outcome for an unknown payment');
         return 'unknown-payment';
       }
-      const decision = decide(stored.payment, outcome, decisionContext);
+      const decision = await decideWithinBudget(
+        router,
+        () => decide(stored.payment, outcome, decisionContext),
+        (result: Decision) => (result.changed ? result.effects : []),
+      );
       if (!decision.changed) {
         metrics.outcomesIgnored.inc({ why: decision.why });
         log.info({ outcome: outcome.kind, why: decision.why }, 'outcome changed nothing');
-        return 'unchanged';
+        return decision.why === 'unknown-attempt' ? 'unknown-attempt' : 'unchanged';
       }
-      if (await store.update(stored, decision.payment)) {
-        metrics.attemptOutcomes.inc({ gateway: gatewayId, outcome: outcome.kind });
-        log.info({ outcome: outcome.kind, status: decision.payment.status }, 'outcome applied');
-        await runEffects(decision.payment, decision.effects);
-        return 'applied';
-      }
+      if (!(await store.update(stored, decision.payment))) continue;
+      if (attempt) learn(deps, stored.payment, decision.payment, attempt, outcome);
+      log.info({ outcome: outcome.kind, status: decision.payment.status, effects: decision.effects.map((effect) => effect.type) }, 'outcome applied');
+      await runEffects(decision.payment, decision.effects);
+      return 'applied';
     }
     throw new Error(`payment ${paymentId}: gave up after ${MAX_CONFLICTS} concurrent changes`);
   };
 }
 export type OutcomeApplier = ReturnType<typeof createOutcomeApplier>;
+
+/** Feeds breakers, health weights and metrics from an outcome that changed the payment. */
+function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt: Attempt, outcome: Outcome): void {
+  const { breakers, healthWeights, metrics } = deps;
+  const gateway = attempt.gatewayId;
+  const latencyMs = Date.parse(outcome.at) - Date.parse(attempt.dispatchedAt);
+  const answered = attempt.status === 'in-flight';
+  if (outcome.kind === 'success' || outcome.kind === 'failure' || (outcome.kind === 'timeout' && answered)) {
+    const technicalFailure = outcome.kind === 'timeout' || (outcome.kind === 'failure' && classifyFailure(outcome.reasonCode) === 'retryable');
+    // A late answer still says the gateway works (or not), so it feeds health; only the first timeout counts as one.
+    breakers.record(gateway, technicalFailure ? 'technical-failure' : 'ok');
+    healthWeights.observe(gateway, !technicalFailure, latencyMs);
+    if (outcome.kind !== 'timeout') metrics.resultLatency.observe({ gateway }, latencyMs / 1000);
+    metrics.attemptOutcomes.inc({ gateway, outcome: outcome.kind === 'failure' ? classifyFailure(outcome.reasonCode) : outcome.kind });
+  }
+  if (outcome.kind === 'success' && (!answered || before.status !== 'PENDING')) {
+    metrics.lateSuccesses.inc({ gateway, result: after.status === 'SUCCESS' && before.status === 'PENDING' ? 'settled' : 'compensated' });
+  }
+  if (after.attempts.length > before.attempts.length) metrics.failovers.inc({ gateway, cause: outcome.kind });
+  if (after.review && !before.review) metrics.flaggedForReview.inc({ gateway });
+}

@@ -1,21 +1,45 @@
 import { RejectMessage } from '../../runtime/kafka';
-import type { GatewayResult } from '../../topics/schemas';
+import type { Logger } from '../../runtime/logger';
+import type { ResultMessage } from '../../topics/schemas';
+import type { Outcome } from '../state/payment';
 import type { OutcomeApplier } from './apply-outcome';
 
+/** What a message on the results topic means for the attempt it names. */
+export function outcomeOf(message: ResultMessage, at: string): Outcome | undefined {
+  const attemptId = message.attemptId;
+  if (message.type === 'gateway.result') {
+    return message.outcome === 'success' ? { kind: 'success', attemptId, at } : { kind: 'failure', attemptId, reasonCode: message.reasonCode, at };
+  }
+  switch (message.result) {
+    case 'cancelled':
+      return message.command === 'cancel' ? { kind: 'cancel-confirmed', attemptId, at } : undefined;
+    case 'not-found':
+      // For a cancel, a gateway that never saw the attempt cannot pay it; a compensation with nothing to undo is for a person.
+      return message.command === 'cancel' ? { kind: 'cancel-confirmed', attemptId, at } : undefined;
+    case 'already-succeeded':
+      return { kind: 'success', attemptId, at };
+    case 'compensated':
+      return { kind: 'compensation-confirmed', attemptId, at };
+  }
+}
+
 /**
- * Turns a gateway result message into an outcome for the payment's state
- * machine. A result for a payment this stack never recorded may still mean
- * money moved, so it is parked on the dead-letter topic for reconciliation.
+ * Turns results-topic messages into outcomes for the payments' state
+ * machine. A result for a payment or attempt this stack never recorded may
+ * still mean money moved, so it is parked on the dead-letter topic for
+ * reconciliation rather than dropped.
  */
-export function handleGatewayResult(applyOutcome: OutcomeApplier, clock: () => Date) {
-  return async (result: GatewayResult) => {
-    const at = clock().toISOString();
-    const outcome =
-      result.outcome === 'success'
-        ? { kind: 'success' as const, attemptId: result.attemptId, at }
-        : { kind: 'failure' as const, attemptId: result.attemptId, reasonCode: result.reasonCode, at };
-    if ((await applyOutcome(result.paymentId, outcome)) === 'unknown-payment') {
-      throw new RejectMessage('unknown-payment', `no payment ${result.paymentId} (attempt ${result.attemptId}, ${result.outcome})`);
+export function handleResultMessage(applyOutcome: OutcomeApplier, clock: () => Date, logger: Logger) {
+  return async (message: ResultMessage) => {
+    const outcome = outcomeOf(message, clock().toISOString());
+    const ids = { paymentId: message.paymentId, attemptId: message.attemptId, gatewayId: message.gatewayId };
+    if (!outcome) {
+      logger.critical({ ...ids, message }, 'command result needs a person: nothing to compensate at the gateway');
+      throw new RejectMessage('needs-reconciliation', `${message.type} for ${message.paymentId}/${message.attemptId} cannot be applied`);
+    }
+    const applied = await applyOutcome(message.paymentId, outcome);
+    if (applied === 'unknown-payment' || applied === 'unknown-attempt') {
+      throw new RejectMessage(applied, `${message.type} for ${message.paymentId}/${message.attemptId} from ${message.gatewayId}`);
     }
   };
 }

@@ -1,25 +1,40 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { gatewayRule, type GatewayRule } from '../../topics/schemas';
+import { gatewayRule, type GatewayRule, type RuleChanged } from '../../topics/schemas';
 
 /** The rules in force, and a version that attempts record so a decision can be explained later. */
 export interface RuleBook {
   rules(): readonly GatewayRule[];
+  ruleOf(gatewayId: string): GatewayRule | undefined;
   version(): string;
-  timeoutMsOf(gatewayId: string): number;
 }
 
-/** Fallback when a gateway's rule vanished between dispatch and failover. */
-const DEFAULT_TIMEOUT_MS = 5_000;
+/** Fallback when a gateway's rule vanished between dispatch and its timeout. */
+export const DEFAULT_TIMEOUT_MS = 5_000;
 
-export function staticRuleBook(rules: readonly GatewayRule[], version = 'static-1'): RuleBook {
-  const byId = new Map(rules.map((rule) => [rule.gatewayId, rule]));
+/**
+ * Rules kept in memory, replaced one gateway at a time as rule events arrive
+ * from the compacted rule topic. The version is the topic offset of the last
+ * applied event: the same on every instance that has read as far.
+ */
+export function createRuleBook(initial: readonly GatewayRule[] = []) {
+  const byId = new Map(initial.map((rule) => [rule.gatewayId, rule]));
+  let list: readonly GatewayRule[] = [...byId.values()];
+  let version = initial.length > 0 ? 'static' : 'none';
   return {
-    rules: () => rules,
+    rules: () => list,
+    ruleOf: (gatewayId: string) => byId.get(gatewayId),
     version: () => version,
-    timeoutMsOf: (gatewayId) => byId.get(gatewayId)?.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    /** Applies one rule event (or a removal) read at `offset`. */
+    apply(gatewayId: string, event: RuleChanged | null, offset: string): void {
+      if (event === null) byId.delete(gatewayId);
+      else byId.set(gatewayId, event.rule);
+      list = [...byId.values()].sort((a, b) => a.gatewayId.localeCompare(b.gatewayId));
+      version = `rules@${offset}`;
+    },
   };
 }
+export type MutableRuleBook = ReturnType<typeof createRuleBook>;
 
 /** Reads and validates a JSON file of gateway rules; a bad file stops start-up naming the entry. */
 export function readRulesFile(path: string): GatewayRule[] {

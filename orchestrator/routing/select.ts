@@ -72,7 +72,8 @@ export function selectGateway(input: SelectionInput): RoutingDecision {
       input.exclude?.(rule.gatewayId);
     const weight = reason ? 0 : (input.weightOf?.(rule) ?? rule.weight);
     if (reason) excluded.push({ gatewayId: rule.gatewayId, reason });
-    else if (weight <= 0) excluded.push({ gatewayId: rule.gatewayId, reason: 'zero-weight' });
+    // NaN (e.g. a 0/0 health ratio) or Infinity would poison the total and pin every choice to the last candidate.
+    else if (!(weight > 0) || !Number.isFinite(weight)) excluded.push({ gatewayId: rule.gatewayId, reason: 'zero-weight' });
     else candidates.push({ gatewayId: rule.gatewayId, weight });
   }
   return { chosen: pickByWeight(candidates, input.random()), candidates, excluded, rulesVersion: input.rulesVersion };

@@ -6,11 +6,15 @@ export type PaymentType = 'deposit' | 'withdrawal';
 
 export type AttemptStatus =
   | 'in-flight'
+  /** Timed out under the cancel-first policy: the gateway was asked to cancel and has not confirmed yet. */
+  | 'cancelling'
   | 'succeeded'
   | 'failed'
   | 'timed-out'
   | 'cancelled'
-  /** Succeeded after the payment had settled elsewhere: a void/refund was sent. */
+  /** Succeeded after the payment had settled elsewhere: a void/refund was requested. */
+  | 'compensating'
+  /** The gateway confirmed the void/refund. */
   | 'compensated';
 
 export interface Attempt {
@@ -19,9 +23,12 @@ export interface Attempt {
   gatewayId: string;
   status: AttemptStatus;
   dispatchedAt: string;
+  /** When the current wait ends: the outcome while in flight, the cancel confirmation while cancelling. */
   deadline: string;
   completedAt?: string;
   reasonCode?: string;
+  /** Set when a cancel was never confirmed: nobody waits on this attempt's deadline any more. */
+  cancelUnconfirmedAt?: string;
   routing: RoutingDecision;
 }
 
@@ -38,6 +45,8 @@ export interface Payment {
   updatedAt: string;
   /** Number of status events published so far; the next one carries sequence + 1. */
   statusSequence: number;
+  /** Present while a person must look at the payment: it stays PENDING and is listed for review. */
+  review?: { reason: 'cancel-unconfirmed'; attemptId: string; since: string };
   attempts: Attempt[];
 }
 
@@ -46,12 +55,17 @@ export type Effect =
   | { type: 'dispatch'; attempt: Attempt }
   | { type: 'publish-status' }
   | { type: 'cancel'; attempt: Attempt }
-  | { type: 'compensate'; attempt: Attempt };
+  | { type: 'compensate'; attempt: Attempt }
+  | { type: 'flag-review'; attempt: Attempt };
 
 export type Outcome =
   | { kind: 'success'; attemptId: string; at: string }
   | { kind: 'failure'; attemptId: string; reasonCode: string | undefined; at: string }
-  | { kind: 'timeout'; attemptId: string; at: string };
+  /** The attempt's deadline passed (while in flight, or while waiting for a cancel to be confirmed). */
+  | { kind: 'timeout'; attemptId: string; at: string }
+  /** The gateway confirmed a cancel, or said it never saw the attempt: it will not move money. */
+  | { kind: 'cancel-confirmed'; attemptId: string; at: string }
+  | { kind: 'compensation-confirmed'; attemptId: string; at: string };
 
 /** What the state machine needs from outside, passed in so it stays pure. */
 export interface DecisionContext {
@@ -60,6 +74,7 @@ export interface DecisionContext {
   route: (payment: RoutablePayment, tried: ReadonlySet<string>) => RoutingDecision;
   newAttemptId: () => string;
   timeoutMsOf: (gatewayId: string) => number;
+  timeoutPolicyOf: (gatewayId: string, type: PaymentType) => 'failover' | 'cancel-first';
 }
 
 export type Decision =
@@ -67,6 +82,9 @@ export type Decision =
   | { changed: false; why: 'unknown-attempt' | 'duplicate' | 'after-completion' };
 
 export const isTerminal = (status: PaymentStatus) => status !== 'PENDING';
+
+/** Attempts that may still move money and whose answer is awaited. */
+const isOpen = (attempt: Attempt) => attempt.status === 'in-flight' || attempt.status === 'cancelling';
 
 /** A new payment with its first attempt; fails if routing found no gateway. */
 export function createPayment(
@@ -100,76 +118,110 @@ function newAttempt(number: number, id: string, routing: RoutingDecision & { cho
  * The payment lifecycle as one pure function: given the stored payment and
  * an outcome for one of its attempts, the next payment and the effects to
  * carry out. A terminal status never changes; a success that cannot settle
- * the payment any more is compensated, never dropped.
+ * the payment any more is compensated, never dropped; a withdrawal whose
+ * gateway timed out is failed over only once that gateway confirms it will
+ * not pay.
  */
 export function decide(payment: Payment, outcome: Outcome, context: DecisionContext): Decision {
   const attempt = payment.attempts.find((candidate) => candidate.id === outcome.attemptId);
   if (!attempt) return { changed: false, why: 'unknown-attempt' };
-
-  if (attempt.status !== 'in-flight') return decideLate(payment, attempt, outcome);
-
-  if (isTerminal(payment.status)) {
-    // The payment settled through another attempt while this one was still out.
-    if (outcome.kind === 'success') return compensate(payment, attempt, outcome.at);
-    return closeAttempt(payment, attempt, outcome, []);
-  }
+  const pending = !isTerminal(payment.status);
 
   switch (outcome.kind) {
     case 'success':
-      return settleSuccess(payment, attempt, outcome.at);
-    case 'failure':
-      if (classifyFailure(outcome.reasonCode) === 'final') {
-        return finish(payment, attempt, outcome, 'FAILURE', outcome.reasonCode ?? 'declined');
+      if (attempt.status === 'succeeded' || attempt.status === 'compensating' || attempt.status === 'compensated') {
+        return { changed: false, why: 'duplicate' };
       }
-      return failOver(payment, attempt, outcome, context);
+      // Also a late success, after a timeout or cancel: it wins if nothing else has settled the payment.
+      return pending ? settleSuccess(payment, attempt, outcome.at) : compensate(payment, attempt, outcome.at);
+
+    case 'failure':
+      if (!isOpen(attempt)) return { changed: false, why: 'after-completion' };
+      if (!pending) return closeAttempt(payment, attempt, outcome);
+      if (classifyFailure(outcome.reasonCode) === 'final') return finish(payment, attempt, outcome, outcome.reasonCode ?? 'declined');
+      return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context);
+
     case 'timeout':
-      return failOver(payment, attempt, outcome, context);
+      if (attempt.status === 'in-flight') {
+        if (!pending) return closeAttempt(payment, attempt, outcome);
+        if (context.timeoutPolicyOf(attempt.gatewayId, payment.type) === 'cancel-first') {
+          return askToCancel(payment, attempt, outcome.at, context);
+        }
+        return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context);
+      }
+      if (attempt.status === 'cancelling' && attempt.cancelUnconfirmedAt === undefined && pending) {
+        return flagForReview(payment, attempt, outcome.at);
+      }
+      return { changed: false, why: 'after-completion' };
+
+    case 'cancel-confirmed': {
+      if (attempt.status !== 'cancelling') return { changed: false, why: attempt.status === 'cancelled' ? 'duplicate' : 'after-completion' };
+      const cancelled: Attempt = { ...attempt, status: 'cancelled', completedAt: outcome.at };
+      if (!pending) return { changed: true, payment: withAttempt(payment, cancelled, outcome.at), effects: [] };
+      return failOver(payment, cancelled, outcome.at, context);
+    }
+
+    case 'compensation-confirmed':
+      if (attempt.status !== 'compensating') return { changed: false, why: attempt.status === 'compensated' ? 'duplicate' : 'after-completion' };
+      return { changed: true, payment: withAttempt(payment, { ...attempt, status: 'compensated' }, outcome.at), effects: [] };
   }
 }
 
-/** An outcome for an attempt that already has one. */
-function decideLate(payment: Payment, attempt: Attempt, outcome: Outcome): Decision {
-  if (outcome.kind !== 'success') return { changed: false, why: 'after-completion' };
-  if (attempt.status === 'succeeded' || attempt.status === 'compensated') return { changed: false, why: 'duplicate' };
-  // A late success (after a timeout or a cancel): it wins if nothing else has settled the payment.
-  if (!isTerminal(payment.status)) return settleSuccess(payment, attempt, outcome.at);
-  return compensate(payment, attempt, outcome.at);
-}
-
 function settleSuccess(payment: Payment, attempt: Attempt, at: string): Decision {
-  const others = payment.attempts.filter((other) => other.id !== attempt.id && other.status === 'in-flight');
-  const attempts = payment.attempts.map((candidate) => {
-    if (candidate.id === attempt.id) return { ...candidate, status: 'succeeded' as const, completedAt: at };
-    if (candidate.status === 'in-flight') return { ...candidate, status: 'cancelled' as const, completedAt: at };
-    return candidate;
+  const cancelled: Attempt[] = [];
+  const attempts = payment.attempts.map((candidate): Attempt => {
+    if (candidate.id === attempt.id) {
+      const { reasonCode: _timedOut, ...rest } = candidate;
+      return { ...rest, status: 'succeeded', completedAt: at };
+    }
+    if (!isOpen(candidate)) return candidate;
+    const closed: Attempt = { ...candidate, status: 'cancelled', completedAt: at };
+    cancelled.push(closed);
+    return closed;
   });
-  const settled = withStatus({ ...payment, attempts, updatedAt: at }, 'SUCCESS', undefined);
-  const cancels: Effect[] = others.map((other) => ({ type: 'cancel', attempt: { ...other, status: 'cancelled' } }));
+  const settled = withStatus({ ...withoutReview(payment), attempts, updatedAt: at }, 'SUCCESS', undefined);
+  // The cancel carries the attempt exactly as stored, like the compensate and dispatch effects do.
+  const cancels: Effect[] = cancelled.map((closed) => ({ type: 'cancel', attempt: closed }));
   return { changed: true, payment: settled, effects: [{ type: 'publish-status' }, ...cancels] };
 }
 
 function compensate(payment: Payment, attempt: Attempt, at: string): Decision {
-  const marked: Attempt = { ...attempt, status: 'compensated', completedAt: at };
-  return {
-    changed: true,
-    payment: { ...payment, updatedAt: at, attempts: replaceAttempt(payment.attempts, marked) },
-    effects: [{ type: 'compensate', attempt: marked }],
-  };
+  const marked: Attempt = { ...attempt, status: 'compensating', completedAt: at };
+  return { changed: true, payment: withAttempt(payment, marked, at), effects: [{ type: 'compensate', attempt: marked }] };
 }
 
-function finish(payment: Payment, attempt: Attempt, outcome: Outcome, status: 'FAILURE', reason: string): Decision {
+function finish(payment: Payment, attempt: Attempt, outcome: Ending, reason: string): Decision {
   const closed = closedAttempt(attempt, outcome);
   return {
     changed: true,
-    payment: withStatus({ ...payment, updatedAt: outcome.at, attempts: replaceAttempt(payment.attempts, closed) }, status, reason),
+    payment: withStatus(withAttempt(withoutReview(payment), closed, outcome.at), 'FAILURE', reason),
     effects: [{ type: 'publish-status' }],
   };
 }
 
-function failOver(payment: Payment, attempt: Attempt, outcome: Outcome, context: DecisionContext): Decision {
-  const closed = closedAttempt(attempt, outcome);
-  const attempts = replaceAttempt(payment.attempts, closed);
-  const base = { ...payment, updatedAt: outcome.at, attempts };
+function askToCancel(payment: Payment, attempt: Attempt, at: string, context: DecisionContext): Decision {
+  const cancelling: Attempt = {
+    ...attempt,
+    status: 'cancelling',
+    reasonCode: 'timeout',
+    deadline: new Date(Date.parse(at) + context.timeoutMsOf(attempt.gatewayId)).toISOString(),
+  };
+  return { changed: true, payment: withAttempt(payment, cancelling, at), effects: [{ type: 'cancel', attempt: cancelling }] };
+}
+
+function flagForReview(payment: Payment, attempt: Attempt, at: string): Decision {
+  const unconfirmed: Attempt = { ...attempt, cancelUnconfirmedAt: at };
+  return {
+    changed: true,
+    payment: { ...withAttempt(payment, unconfirmed, at), review: { reason: 'cancel-unconfirmed', attemptId: attempt.id, since: at } },
+    effects: [{ type: 'flag-review', attempt: unconfirmed }],
+  };
+}
+
+/** Tries the next gateway after `closed` (already marked failed, timed out or cancelled), or fails the payment. */
+function failOver(payment: Payment, closed: Attempt, at: string, context: DecisionContext): Decision {
+  const base = withAttempt(withoutReview(payment), closed, at);
+  const attempts = base.attempts;
   if (attempts.length >= context.maxAttempts) {
     return { changed: true, payment: withStatus(base, 'FAILURE', 'max-attempts-exhausted'), effects: [{ type: 'publish-status' }] };
   }
@@ -177,29 +229,29 @@ function failOver(payment: Payment, attempt: Attempt, outcome: Outcome, context:
   if (routing.chosen === null) {
     return { changed: true, payment: withStatus(base, 'FAILURE', 'no-gateway-left'), effects: [{ type: 'publish-status' }] };
   }
-  const next = newAttempt(
-    attempts.length + 1,
-    context.newAttemptId(),
-    { ...routing, chosen: routing.chosen },
-    context.timeoutMsOf(routing.chosen),
-    new Date(outcome.at),
-  );
+  const next = newAttempt(attempts.length + 1, context.newAttemptId(), { ...routing, chosen: routing.chosen }, context.timeoutMsOf(routing.chosen), new Date(at));
   return { changed: true, payment: { ...base, attempts: [...attempts, next] }, effects: [{ type: 'dispatch', attempt: next }] };
 }
 
-function closeAttempt(payment: Payment, attempt: Attempt, outcome: Outcome, effects: Effect[]): Decision {
-  const closed = closedAttempt(attempt, outcome);
-  return { changed: true, payment: { ...payment, updatedAt: outcome.at, attempts: replaceAttempt(payment.attempts, closed) }, effects };
+function closeAttempt(payment: Payment, attempt: Attempt, outcome: Ending): Decision {
+  return { changed: true, payment: withAttempt(payment, closedAttempt(attempt, outcome), outcome.at), effects: [] };
 }
 
-function closedAttempt(attempt: Attempt, outcome: Outcome): Attempt {
-  const status: AttemptStatus = outcome.kind === 'success' ? 'succeeded' : outcome.kind === 'timeout' ? 'timed-out' : 'failed';
-  const reasonCode = outcome.kind === 'failure' ? outcome.reasonCode : outcome.kind === 'timeout' ? 'timeout' : undefined;
+type Ending = Extract<Outcome, { kind: 'failure' | 'timeout' }>;
+
+function closedAttempt(attempt: Attempt, outcome: Ending): Attempt {
+  const status: AttemptStatus = outcome.kind === 'timeout' ? 'timed-out' : 'failed';
+  const reasonCode = outcome.kind === 'failure' ? outcome.reasonCode : 'timeout';
   return { ...attempt, status, completedAt: outcome.at, ...(reasonCode === undefined ? {} : { reasonCode }) };
 }
 
-function replaceAttempt(attempts: Attempt[], replacement: Attempt): Attempt[] {
-  return attempts.map((attempt) => (attempt.id === replacement.id ? replacement : attempt));
+function withAttempt(payment: Payment, replacement: Attempt, at: string): Payment {
+  return { ...payment, updatedAt: at, attempts: payment.attempts.map((attempt) => (attempt.id === replacement.id ? replacement : attempt)) };
+}
+
+function withoutReview(payment: Payment): Payment {
+  const { review: _review, ...rest } = payment;
+  return rest;
 }
 
 function withStatus(payment: Payment, status: PaymentStatus, reason: string | undefined): Payment {
@@ -210,6 +262,6 @@ function withStatus(payment: Payment, status: PaymentStatus, reason: string | un
 /** Deadlines of attempts still waiting for an outcome: what the timeout scheduler watches. */
 export function openDeadlines(payment: Payment): Array<{ attemptId: string; deadline: string }> {
   return payment.attempts
-    .filter((attempt) => attempt.status === 'in-flight')
+    .filter((attempt) => isOpen(attempt) && attempt.cancelUnconfirmedAt === undefined)
     .map((attempt) => ({ attemptId: attempt.id, deadline: attempt.deadline }));
 }

@@ -6,6 +6,7 @@ import { openDeadlines, type Payment } from './payment';
  * - `payment:{id}`  hash: `v` (revision, for compare-and-set) and `doc` (the payment as JSON)
  * - `idem:{key}`    string: "{paymentId}|{request hash}", expiring after the idempotency window
  * - `deadlines`     sorted set: member "{paymentId}|{attemptId}", score = deadline in epoch ms
+ * - `review`        set of payment ids flagged for review (a withdrawal whose cancel was never confirmed)
  */
 const CREATE = `
 local existing = redis.call('GET', KEYS[1])
@@ -16,13 +17,15 @@ for i = 4, #ARGV, 2 do redis.call('ZADD', KEYS[3], 'NX', ARGV[i], ARGV[i + 1]) e
 return false
 `;
 
-// ARGV: expected revision, new doc, count of deadline members to remove, those members, then score/member pairs to add.
+// ARGV: expected revision, new doc, then JSON {remove: [member], add: [[score, member]], review: "add" | "remove" | null, id}.
 const UPDATE = `
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
-local removals = tonumber(ARGV[3])
-for i = 4, 3 + removals do redis.call('ZREM', KEYS[2], ARGV[i]) end
-for i = 4 + removals, #ARGV, 2 do redis.call('ZADD', KEYS[2], 'NX', ARGV[i], ARGV[i + 1]) end
+local change = cjson.decode(ARGV[3])
+for _, member in ipairs(change.remove) do redis.call('ZREM', KEYS[2], member) end
+for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[2], 'NX', pair[1], pair[2]) end
+if change.review == 'add' then redis.call('SADD', KEYS[3], change.id) end
+if change.review == 'remove' then redis.call('SREM', KEYS[3], change.id) end
 return 1
 `;
 
@@ -41,8 +44,8 @@ export interface StoredPayment {
 export type CreateResult = { created: true } | { created: false; paymentId: string; requestHash: string };
 
 const deadlineMember = (paymentId: string, attemptId: string) => `${paymentId}|${attemptId}`;
-const deadlineArgs = (payment: Payment) =>
-  openDeadlines(payment).flatMap(({ attemptId, deadline }) => [String(Date.parse(deadline)), deadlineMember(payment.id, attemptId)]);
+const deadlinePairs = (payment: Payment): Array<[string, string]> =>
+  openDeadlines(payment).map(({ attemptId, deadline }) => [String(Date.parse(deadline)), deadlineMember(payment.id, attemptId)]);
 
 export function createPaymentStore(redis: Redis, idempotencyTtlSeconds: number) {
   return {
@@ -61,7 +64,7 @@ export function createPaymentStore(redis: Redis, idempotencyTtlSeconds: number) 
         `${payment.id}|${requestHash}`,
         String(idempotencyTtlSeconds),
         JSON.stringify(payment),
-        ...deadlineArgs(payment),
+        ...deadlinePairs(payment).flat(),
       )) as string | null;
       if (existing === null) return { created: true };
       const [paymentId = '', hash = ''] = existing.split('|');
@@ -84,20 +87,24 @@ export function createPaymentStore(redis: Redis, idempotencyTtlSeconds: number) 
       const removals = openDeadlines(previous.payment)
         .filter(({ attemptId }) => !stillOpen.has(attemptId))
         .map(({ attemptId }) => deadlineMember(next.id, attemptId));
-      // Added with NX: an attempt already scheduled keeps its score, so a claim lease is not reset.
-      const additions = deadlineArgs(next);
-      const applied = await redis.eval(
-        UPDATE,
-        2,
-        `payment:${next.id}`,
-        'deadlines',
-        previous.revision,
-        JSON.stringify(next),
-        String(removals.length),
-        ...removals,
-        ...additions,
-      );
+      const wasFlagged = previous.payment.review !== undefined;
+      const isFlagged = next.review !== undefined;
+      const change = {
+        remove: removals,
+        // Added with NX: an attempt already scheduled keeps its score, so a claim lease is not reset.
+        add: deadlinePairs(next),
+        review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
+        id: next.id,
+      };
+      const applied = await redis.eval(UPDATE, 3, `payment:${next.id}`, 'deadlines', 'review', previous.revision, JSON.stringify(next), JSON.stringify(change));
       return applied === 1;
+    },
+
+    /** Payments flagged for review, with their current state. */
+    async flaggedForReview(): Promise<Payment[]> {
+      const ids = await redis.smembers('review');
+      const stored = await Promise.all(ids.map((id) => this.get(id)));
+      return stored.flatMap((entry) => (entry ? [entry.payment] : []));
     },
 
     /** Attempts whose deadline has passed, oldest first: "{paymentId}|{attemptId}" pairs. */

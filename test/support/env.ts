@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import pino from 'pino';
+import { createLogger } from '../../runtime/logger';
 
 /** Where this test run's Kafka and Redis are (set by global-setup). */
 export function testEnv() {
@@ -23,4 +23,4 @@ export function isolatedNamespace() {
 }
 
 /** Quiet unless TEST_LOG_LEVEL asks for more. */
-export const testLogger = (name: string) => pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent', base: { service: name } });
+export const testLogger = (name: string) => createLogger(name, process.env.TEST_LOG_LEVEL ?? 'silent');

@@ -1,7 +1,7 @@
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { ensureTopics } from '../../topics/create';
 import { topicNames, topicSpecs, type TopicNames } from '../../topics/names';
-import type { GatewayRule, PaymentStatusChanged } from '../../topics/schemas';
+import type { GatewayRule, PaymentStatusChanged, RuleChanged } from '../../topics/schemas';
 import { paymentStatusChanged } from '../../topics/schemas';
 import { startGateway, type RunningGateway } from '../../gateways/main';
 import type { SandboxSettings } from '../../gateways/sandbox';
@@ -18,6 +18,7 @@ export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): Gate
   currencies: ['EUR', 'USD'],
   weight: 1,
   timeoutMs: 5000,
+  timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },
   available: true,
   ...fields,
 });
@@ -59,6 +60,8 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
   await admin.connect();
   await ensureTopics(admin, topicSpecs(ns.topicPrefix, options.rules.map((r) => r.gatewayId)));
   await admin.disconnect();
+  const topics = topicNames(ns.topicPrefix);
+  await publishRules(kafka, topics, options.rules);
 
   const gateways = new Map<string, RunningGateway>();
   const stoppers: Array<() => Promise<void>> = [];
@@ -82,14 +85,13 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
     );
     const { env: extraEnv, ...overrides } = options.orchestrator ?? {};
     const orchestrator = await startOrchestrator(loadOrchestratorConfig({ ...env, ...extraEnv }), {
-      rules: options.rules,
       logger: testLogger('orchestrator'),
       ...overrides,
     });
     stoppers.unshift(orchestrator.stop);
     return {
       baseUrl: `http://127.0.0.1:${orchestrator.port}`,
-      topics: topicNames(ns.topicPrefix),
+      topics,
       kafka,
       orchestrator,
       gateways,
@@ -101,6 +103,42 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
   } catch (error) {
     for (const stop of stoppers) await stop();
     throw error;
+  }
+}
+
+/** Publishes rule events, as the back office does (the rule topic is compacted by gateway id). */
+export async function publishRules(kafka: Kafka, topics: TopicNames, rules: GatewayRule[], version = 1): Promise<void> {
+  const producer = kafka.producer();
+  await producer.connect();
+  try {
+    const events: RuleChanged[] = rules.map((rule) => ({
+      eventId: crypto.randomUUID(),
+      type: 'rule.changed',
+      occurredAt: new Date().toISOString(),
+      schemaVersion: 1,
+      rule,
+      version,
+      changedBy: 'test',
+    }));
+    await producer.send({ topic: topics.rules, messages: events.map((event) => ({ key: event.rule.gatewayId, value: JSON.stringify(event) })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+interface RoutingView {
+  rulesVersion: string;
+  gateways: Array<GatewayRule & { breaker: string; effectiveWeight: number }>;
+}
+
+/** Waits until an orchestrator's routing view satisfies `ready` (e.g. a rule change has been applied). */
+export async function untilRouting(baseUrl: string, ready: (view: RoutingView) => boolean, timeoutMs = 10_000): Promise<RoutingView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const view = (await (await fetch(`${baseUrl}/v1/routing`)).json()) as RoutingView;
+    if (ready(view)) return view;
+    if (Date.now() > deadline) throw new Error(`routing view not as expected after ${timeoutMs} ms: ${JSON.stringify(view)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

@@ -1,0 +1,23 @@
+# One image for every Node service of the stack. docker-compose.yml picks the
+# command per service: orchestrator/main.ts, gateways/main.ts or
+# topics/create-cli.ts, each run with tsx (TypeScript, no build step).
+FROM node:20-slim
+
+WORKDIR /app
+ENV NODE_ENV=production
+
+# Dependencies first, so a source change does not reinstall them.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# Only what the services run (no tests, scripts or docs), listed one by one
+# so the host's node_modules never lands in the image.
+COPY tsconfig.json ./
+COPY config ./config
+COPY runtime ./runtime
+COPY topics ./topics
+COPY orchestrator ./orchestrator
+COPY gateways ./gateways
+
+USER node
+CMD ["node_modules/.bin/tsx", "orchestrator/main.ts"]

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
+import type { z } from 'zod';
+import type { Logger } from './logger';
+import type { KafkaMetrics, Publisher } from './kafka';
+import { startConsumer, on, RejectMessage } from './kafka';
+
+export interface CompactedFollowerOptions<S extends z.ZodType> {
+  kafka: Kafka;
+  topic: string;
+  schema: S;
+  /** A value for a key, or null for a tombstone (the key was removed). */
+  apply: (key: string, value: z.infer<S> | null, offset: string) => void | Promise<void>;
+  publisher: Publisher;
+  deadLetterTopic: string;
+  metrics: KafkaMetrics;
+  logger: Logger;
+  /** Names the follower in its consumer group, which is unique per process start. */
+  name: string;
+}
+
+/**
+ * Reads a compacted topic from its beginning and keeps following it: the way
+ * every instance rebuilds a key → latest-value view (rules, breaker states)
+ * at start-up. `caughtUp` resolves once everything that was on the topic when
+ * it started has been applied, so a service can wait for it before serving.
+ *
+ * The consumer group is new on every start and never commits, so a restart
+ * always replays the topic from the beginning.
+ */
+export async function followCompactedTopic<S extends z.ZodType>(options: CompactedFollowerOptions<S>) {
+  const { kafka, topic, schema, apply, logger } = options;
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const pending = new Map(ends.filter((end) => Number(end.high) > Number(end.low)).map((end) => [end.partition, BigInt(end.high) - 1n]));
+  let markCaughtUp: () => void = () => undefined;
+  const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  const progress = (partition: number, offset: string) => {
+    const last = pending.get(partition);
+    if (last !== undefined && BigInt(offset) >= last) pending.delete(partition);
+    if (pending.size === 0) markCaughtUp();
+  };
+  if (pending.size === 0) markCaughtUp();
+
+  const running = await startConsumer({
+    kafka,
+    groupId: `${options.name}-${randomUUID()}`,
+    autoCommit: false,
+    handlers: [
+      on(topic, schema, async (value, meta) => {
+        try {
+          if (meta.key === null) throw new RejectMessage('no-key', 'a compacted topic message needs a key');
+          await apply(meta.key, value, meta.offset);
+        } finally {
+          progress(meta.partition, meta.offset);
+        }
+      }),
+    ],
+    onTombstone: async (key, meta) => {
+      await apply(key, null, meta.offset);
+      progress(meta.partition, meta.offset);
+    },
+    onDeadLettered: (meta) => progress(meta.partition, meta.offset),
+    publisher: options.publisher,
+    deadLetterTopic: options.deadLetterTopic,
+    metrics: options.metrics,
+    logger,
+    fromBeginning: true,
+  });
+  return { ...running, caughtUp };
+}

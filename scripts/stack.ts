@@ -1,0 +1,316 @@
+// `npm start`: the whole stack in the foreground, without Docker.
+//
+// Starts the local Kafka broker on 127.0.0.1:9092 (unless KAFKA_BROKERS points
+// elsewhere), checks Redis (REDIS_URL), creates the topics, then runs the
+// orchestrator and one sandbox gateway per rule in config/gateways.json as
+// child processes. Their JSON log lines go to this terminal's stdout, each
+// prefixed with the service name. Ctrl-C or SIGTERM stops everything this
+// script started; if a service dies, the rest are stopped and it exits 1.
+// docker-compose.yml runs the same services on the same ports
+// (test/compose.unit.test.ts keeps the two in step).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import Redis from 'ioredis';
+import { z } from 'zod';
+import { readRulesFile } from '../orchestrator/routing/rules';
+import { commonEnv, parseConfig } from '../runtime/config';
+import { errorMessage } from '../runtime/errors';
+import { createStackTopics } from '../topics/create-cli';
+import { startLocalKafka, stopLocalKafka } from './kafka-local';
+
+const ROOT = path.resolve(__dirname, '..');
+const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+const LOCAL_KAFKA_PORT = 9092;
+export const ORCHESTRATOR_PORT = 8080;
+export const FIRST_GATEWAY_PORT = 8090;
+const READY_TIMEOUT_MS = 90_000;
+/** Longer than the services' own SHUTDOWN_GRACE_MS (15 s), then SIGKILL. */
+const STOP_TIMEOUT_MS = 20_000;
+const LAST_LINES = 40;
+
+/** One service of the stack: the same names, scripts, ports and variables as in docker-compose.yml. */
+export interface ServiceSpec {
+  name: string;
+  script: string;
+  port: number;
+  env: Record<string, string>;
+}
+
+export function serviceSpecs(gatewayIds: readonly string[]): ServiceSpec[] {
+  return [
+    { name: 'orchestrator', script: 'orchestrator/main.ts', port: ORCHESTRATOR_PORT, env: { PORT: String(ORCHESTRATOR_PORT) } },
+    ...gatewayIds.map((id, index) => {
+      const port = FIRST_GATEWAY_PORT + index;
+      // A little latency makes the sandbox PSPs look like remote services.
+      return { name: `gateway-${id}`, script: 'gateways/main.ts', port, env: { GATEWAY_ID: id, PORT: String(port), SANDBOX_LATENCY_MS: '20' } };
+    }),
+  ];
+}
+
+interface Service extends ServiceSpec {
+  child: ChildProcess;
+  lastLines: string[];
+  /** Resolves when the process has exited and its output is drained. */
+  closed: Promise<string>;
+}
+
+/** What this run started, so shutdown stops exactly that. */
+interface Started {
+  services: Service[];
+  ownsBroker: boolean;
+}
+
+const say = (message: string) => console.log(`${'stack'.padEnd(14)}| ${message}`);
+
+async function main(): Promise<number> {
+  const began = Date.now();
+  const abort = new AbortController();
+  let stopAskedAt = 0;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      // npm and tsx relay a terminal's Ctrl-C, so one keypress can arrive twice.
+      if (abort.signal.aborted) {
+        if (Date.now() - stopAskedAt > 1_000) say(`${signal}: already stopping`);
+        return;
+      }
+      stopAskedAt = Date.now();
+      say(`${signal}: stopping the stack`);
+      abort.abort(signal);
+    });
+  }
+  const started: Started = { services: [], ownsBroker: false };
+  let exitCode = 0;
+  try {
+    const notes = await start(started, abort.signal);
+    printBanner(started.services, notes, Date.now() - began);
+    const crashed = await untilStopOrCrash(started.services, abort.signal);
+    if (crashed) {
+      printLastLines(crashed, await crashed.closed);
+      exitCode = 1;
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) {
+      console.error(`stack: ${errorMessage(error)}`);
+      exitCode = 1;
+    }
+  }
+  await stopAll(started);
+  return exitCode;
+}
+
+/** Starts everything in order; resolves with notes on Kafka and Redis for the banner. */
+async function start(started: Started, signal: AbortSignal): Promise<string[]> {
+  if (!existsSync(TSX)) throw new Error(`${TSX} is missing: run npm ci first`);
+  const config = parseConfig(z.object(commonEnv), process.env);
+  const rulesFile = path.resolve(ROOT, process.env.GATEWAY_RULES_FILE ?? 'config/gateways.json');
+  const gatewayIds = readRulesFile(rulesFile).map((rule) => rule.gatewayId);
+  const specs = serviceSpecs(gatewayIds);
+
+  for (const { name, port } of specs) {
+    if (!(await portFree(port))) throw new Error(`port ${port} (${name}) is in use: is another stack running?`);
+  }
+  await checkRedis(config.REDIS_URL);
+  signal.throwIfAborted();
+
+  let brokers = process.env.KAFKA_BROKERS;
+  let kafkaNote = `Kafka ${brokers} (KAFKA_BROKERS; not managed here)`;
+  if (brokers === undefined) {
+    const reused = await portOpen(LOCAL_KAFKA_PORT);
+    started.ownsBroker = !reused;
+    brokers = await startBroker(reused);
+    kafkaNote = reused ? `Kafka ${brokers} (already running; left running on exit)` : `Kafka ${brokers} (started here; stopped on exit)`;
+  }
+  signal.throwIfAborted();
+
+  const created = await createTopics(brokers, rulesFile);
+  say(created.length > 0 ? `created topics: ${created.join(', ')}` : 'topics already exist');
+  signal.throwIfAborted();
+
+  const childEnv = { ...process.env, KAFKA_BROKERS: brokers, REDIS_URL: config.REDIS_URL };
+  const width = Math.max(...specs.map((spec) => spec.name.length)) + 1;
+  for (const spec of specs) started.services.push(spawnService(spec, childEnv, width));
+  // The first failure ends every other wait, so no poller outlives start-up.
+  const failed = new AbortController();
+  const waiting = AbortSignal.any([signal, failed.signal]);
+  await Promise.all(
+    started.services.map((service) =>
+      waitReady(service, waiting).catch((error: unknown) => {
+        failed.abort();
+        throw error;
+      }),
+    ),
+  );
+  return [kafkaNote, `Redis ${config.REDIS_URL}`];
+}
+
+async function startBroker(reused: boolean): Promise<string> {
+  say(reused ? `reusing the Kafka broker on 127.0.0.1:${LOCAL_KAFKA_PORT}` : `starting Kafka on 127.0.0.1:${LOCAL_KAFKA_PORT}`);
+  try {
+    return (await startLocalKafka({ port: LOCAL_KAFKA_PORT })).brokers;
+  } catch (error) {
+    throw new Error(
+      `${errorMessage(error)}\nTo use a broker you run yourself, set KAFKA_BROKERS (e.g. KAFKA_BROKERS=127.0.0.1:${LOCAL_KAFKA_PORT} npm start).`,
+    );
+  }
+}
+
+/** True when something accepts connections on 127.0.0.1:port. */
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** True when a service could listen on port (services bind 0.0.0.0). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
+
+async function checkRedis(url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  let cause: Error | undefined;
+  redis.on('error', (error: Error) => (cause ??= error));
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    throw new Error(
+      `Redis does not answer at ${url} (${errorMessage(cause ?? error)}).\n` +
+        'Start one with `redis-server --daemonize yes` (Debian: apt-get install redis-server), or point REDIS_URL at one.',
+    );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function createTopics(brokers: string, rulesFile: string): Promise<string[]> {
+  try {
+    return await createStackTopics({ ...process.env, KAFKA_BROKERS: brokers, GATEWAY_RULES_FILE: rulesFile });
+  } catch (error) {
+    throw new Error(`could not create the topics on ${brokers}: ${errorMessage(error)}`);
+  }
+}
+
+function spawnService(spec: ServiceSpec, env: NodeJS.ProcessEnv, width: number): Service {
+  // Own process group: a terminal's Ctrl-C reaches only this script, which then
+  // stops the services in order (one SIGTERM each, relayed by tsx to node).
+  const child = spawn(TSX, [spec.script], { cwd: ROOT, env: { ...env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const lastLines: string[] = [];
+  const prefix = `${spec.name.padEnd(width)}| `;
+  const pipe = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) =>
+    stream &&
+    readline.createInterface({ input: stream }).on('line', (line) => {
+      lastLines.push(line);
+      if (lastLines.length > LAST_LINES) lastLines.shift();
+      out.write(`${prefix}${line}\n`);
+    });
+  pipe(child.stdout, process.stdout);
+  pipe(child.stderr, process.stderr);
+  const closed = new Promise<string>((resolve) => {
+    child.once('error', (error) => resolve(`could not start: ${error.message}`));
+    child.once('close', (code, signal) => resolve(signal ? `killed by ${signal}` : `exit code ${code}`));
+  });
+  return { ...spec, child, lastLines, closed };
+}
+
+const isRunning = (service: Service) => service.child.exitCode === null && service.child.signalCode === null;
+
+async function waitReady(service: Service, signal: AbortSignal): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const url = `http://127.0.0.1:${service.port}/readyz`;
+  for (;;) {
+    signal.throwIfAborted();
+    if (!isRunning(service)) {
+      printLastLines(service, await service.closed);
+      throw new Error(`${service.name} exited during start-up (its last lines are above)`);
+    }
+    const status = await fetch(url, { signal: AbortSignal.timeout(1_000) }).then(
+      (response) => response.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${service.name} not ready on ${url} after ${READY_TIMEOUT_MS / 1000} s`);
+    await delay(250, undefined, { signal });
+  }
+}
+
+/** Resolves with the service that died, or undefined once a stop was asked for. */
+function untilStopOrCrash(services: Service[], signal: AbortSignal): Promise<Service | undefined> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(undefined);
+    signal.addEventListener('abort', () => resolve(undefined), { once: true });
+    for (const service of services) void service.closed.then(() => resolve(service));
+  });
+}
+
+function printLastLines(service: Service, how: string): void {
+  console.error(`stack: ${service.name} stopped unexpectedly (${how}); its last ${service.lastLines.length} lines:`);
+  for (const line of service.lastLines) console.error(`  ${line}`);
+}
+
+async function stopAll({ services, ownsBroker }: Started): Promise<void> {
+  const running = services.filter(isRunning);
+  if (running.length > 0) say(`stopping ${running.map((service) => service.name).join(', ')}`);
+  for (const service of running) service.child.kill('SIGTERM');
+  const allClosed = Promise.all(
+    running.map(async (service) => say(`${service.name} stopped (${await service.closed})`)),
+  );
+  const timer = delay(STOP_TIMEOUT_MS, 'timeout' as const);
+  if ((await Promise.race([allClosed, timer])) === 'timeout') {
+    for (const service of services.filter(isRunning)) {
+      say(`${service.name} did not stop within ${STOP_TIMEOUT_MS / 1000} s: SIGKILL`);
+      if (service.child.pid !== undefined) process.kill(-service.child.pid, 'SIGKILL');
+    }
+    await allClosed;
+  }
+  if (ownsBroker) {
+    say('stopping the Kafka broker');
+    await stopLocalKafka({ port: LOCAL_KAFKA_PORT });
+  }
+}
+
+function printBanner(services: Service[], notes: string[], elapsedMs: number): void {
+  const gateways = services.filter((service) => service.name !== 'orchestrator');
+  const api = `localhost:${ORCHESTRATOR_PORT}/v1/payments`;
+  const body = '{"type":"deposit","accountId":"acc-42","amount":"10000","currency":"EUR","region":"EU"}';
+  const lines = [
+    '',
+    `Stack ready in ${(elapsedMs / 1000).toFixed(1)} s. Logs: the prefixed JSON lines on this terminal.`,
+    `  orchestrator     http://${api}   (and /readyz, /metrics)`,
+    ...gateways.map((gateway) => `  ${gateway.name.padEnd(16)} http://localhost:${gateway.port}/sandbox   (chaos controls: GET/PUT)`),
+    ...notes.map((note) => `  ${note}`),
+    '',
+    'Send a first payment (answers 202 PENDING with its id):',
+    `  curl -s -X POST ${api} -H 'content-type: application/json' \\`,
+    `    -H "Idempotency-Key: $(node -p 'crypto.randomUUID()')" -d '${body}'`,
+    'Read it back (SUCCESS once a gateway has answered):',
+    `  curl -s ${api}/<id>`,
+    '',
+    'Ctrl-C stops everything started here.',
+    '',
+  ];
+  console.log(lines.join('\n'));
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(`stack: ${errorMessage(error)}`);
+      process.exit(1);
+    },
+  );
+}
