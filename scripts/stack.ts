@@ -126,8 +126,9 @@ async function start(started: Started, signal: AbortSignal): Promise<string[]> {
   }
   signal.throwIfAborted();
 
-  const created = await createTopics(brokers, rulesFile);
+  const { created, seeded } = await createTopics(brokers, rulesFile);
   say(created.length > 0 ? `created topics: ${created.join(', ')}` : 'topics already exist');
+  say(seeded.length > 0 ? `seeded routing rules for: ${seeded.join(', ')}` : 'routing rules already on the rule topic');
   signal.throwIfAborted();
 
   const childEnv = { ...process.env, KAFKA_BROKERS: brokers, REDIS_URL: config.REDIS_URL };
@@ -196,7 +197,7 @@ async function checkRedis(url: string): Promise<void> {
   }
 }
 
-async function createTopics(brokers: string, rulesFile: string): Promise<string[]> {
+async function createTopics(brokers: string, rulesFile: string): Promise<{ created: string[]; seeded: string[] }> {
   try {
     return await createStackTopics({ ...process.env, KAFKA_BROKERS: brokers, GATEWAY_RULES_FILE: rulesFile });
   } catch (error) {

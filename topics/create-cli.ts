@@ -1,7 +1,12 @@
 // `npm run topics:create` and the compose `topics` service: creates every topic
 // the stack needs (one request topic per gateway in the rules file), leaving
-// existing topics alone, then exits 0.
+// existing topics alone, then seeds the rule topic with the rules file for
+// every gateway that has no rule there yet, then exits 0.
 import { Kafka, logLevel } from 'kafkajs';
+import { createKafka, createPublisher, kafkaMetrics } from '../runtime/kafka';
+import { createLogger } from '../runtime/logger';
+import { createMetricsRegistry } from '../runtime/metrics';
+import { seedRules } from './seed-rules';
 import { z } from 'zod';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { commonEnv, parseConfig } from '../runtime/config';
@@ -21,22 +26,33 @@ export const topicsCliEnvKeys = Object.keys(topicsCliEnv.shape);
 
 export const loadTopicsCliConfig = (env: Record<string, string | undefined>) => parseConfig(topicsCliEnv, env);
 
-/** Creates the missing topics; resolves with their names. */
-export async function createStackTopics(env: Record<string, string | undefined>): Promise<string[]> {
+/** Creates the missing topics and seeds missing rules; resolves with what it created and seeded. */
+export async function createStackTopics(env: Record<string, string | undefined>): Promise<{ created: string[]; seeded: string[] }> {
   const config = loadTopicsCliConfig(env);
-  const gatewayIds = readRulesFile(config.GATEWAY_RULES_FILE).map((rule) => rule.gatewayId);
+  const rules = readRulesFile(config.GATEWAY_RULES_FILE);
   const admin = new Kafka({ clientId: 'topics-cli', brokers: config.KAFKA_BROKERS, logLevel: logLevel.ERROR }).admin();
   await admin.connect();
+  let created: string[];
   try {
-    return await ensureTopics(admin, topicSpecs(config.TOPIC_PREFIX, gatewayIds));
+    created = await ensureTopics(admin, topicSpecs(config.TOPIC_PREFIX, rules.map((rule) => rule.gatewayId)));
   } finally {
     await admin.disconnect();
+  }
+  const logger = createLogger('topics-cli', 'warn');
+  const kafka = createKafka(config.KAFKA_BROKERS, 'topics-cli', logger);
+  const publisher = await createPublisher(kafka, kafkaMetrics(createMetricsRegistry('topics-cli')));
+  try {
+    const seeded = await seedRules({ kafka, publisher, topicPrefix: config.TOPIC_PREFIX, logger }, rules);
+    return { created, seeded };
+  } finally {
+    await publisher.producer.disconnect();
   }
 }
 
 if (require.main === module) {
   runMain(async () => {
-    const created = await createStackTopics(process.env);
+    const { created, seeded } = await createStackTopics(process.env);
     process.stdout.write(created.length > 0 ? `created topics: ${created.join(', ')}\n` : 'all topics already exist\n');
+    process.stdout.write(seeded.length > 0 ? `seeded rules for: ${seeded.join(', ')}\n` : 'every gateway already has rules\n');
   });
 }

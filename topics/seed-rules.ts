@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { followCompactedTopic } from '../runtime/compacted';
-import { loadSeedConfig } from './seed-config';
-import { createKafka, createPublisher, kafkaMetrics, type Publisher } from '../runtime/kafka';
-import { createLogger, type Logger } from '../runtime/logger';
+import { kafkaMetrics, type Publisher } from '../runtime/kafka';
+import type { Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
-import { readRulesFile } from '../orchestrator/routing/rules';
-import { topicNames } from '../topics/names';
-import { ruleChanged, type GatewayRule, type RuleChanged } from '../topics/schemas';
+import { topicNames } from './names';
+import { ruleChanged, type GatewayRule, type RuleChanged } from './schemas';
 import type { Kafka } from 'kafkajs';
 
 /**
@@ -51,20 +49,3 @@ export async function seedRules(deps: { kafka: Kafka; publisher: Publisher; topi
   return missing.map((rule) => rule.gatewayId);
 }
 
-if (require.main === module) {
-  void (async () => {
-    const config = loadSeedConfig(process.env);
-    const logger = createLogger('seed-rules', config.LOG_LEVEL);
-    const kafka = createKafka(config.KAFKA_BROKERS, 'seed-rules', logger);
-    const publisher = await createPublisher(kafka, kafkaMetrics(createMetricsRegistry('seed-rules')));
-    try {
-      const seeded = await seedRules({ kafka, publisher, topicPrefix: config.TOPIC_PREFIX, logger }, readRulesFile(config.GATEWAY_RULES_FILE));
-      console.log(seeded.length > 0 ? `seeded rules for ${seeded.join(', ')}` : 'every gateway already has rules; nothing seeded');
-    } finally {
-      await publisher.producer.disconnect();
-    }
-  })().catch((error: unknown) => {
-    console.error(`seeding rules failed: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
-  });
-}
