@@ -57,6 +57,10 @@ function setup(fields: Partial<SandboxSettings> = {}, options: { failPublish?: b
       if (options.failPublish) throw new Error('broker unavailable');
       published.push(...messages.map((message) => ({ topic, ...message })));
     },
+    async publishAll(messages) {
+      if (options.failPublish) throw new Error('broker unavailable');
+      published.push(...messages);
+    },
   };
   const logs: Array<Record<string, unknown>> = [];
   // The same custom levels as runtime/logger, writing JSON lines into `logs`.

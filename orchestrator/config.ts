@@ -12,6 +12,9 @@ const orchestratorEnv = z.object({
   /** How often each instance looks for expired attempt deadlines. */
   TIMEOUT_POLL_MS: positiveInt(100),
   SHUTDOWN_GRACE_MS: positiveInt(15_000),
+  /** How long a state change's messages may wait for their first send before the outbox relay sends them. */
+  OUTBOX_GRACE_MS: positiveInt(2_000),
+  OUTBOX_POLL_MS: positiveInt(250),
   /** Failure share (percent of outcomes in the window) that opens a gateway's breaker. */
   BREAKER_ERROR_THRESHOLD_PERCENT: z.coerce.number().min(1).max(100).default(50),
   /** Outcomes needed in the window before a breaker may open. */

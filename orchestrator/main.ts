@@ -11,7 +11,8 @@ import { gatewayHealthChanged, resultMessage, ruleChanged, type GatewayHealthCha
 import { paymentRoutes } from './api/payments';
 import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
 import { createAcceptPayment } from './dispatch/accept';
-import { createEffectRunner } from './dispatch/effects';
+import { createEffects } from './dispatch/effects';
+import { createOutboxSender } from './dispatch/outbox';
 import { createBreakers } from './health/breakers';
 import { createHealthWeights } from './health/weights';
 import { createOrchestratorMetrics, registerGatewayGauges } from './metrics';
@@ -118,11 +119,13 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       clock,
       onRateLimited: (gatewayId) => metrics.rateLimited.inc({ gateway: gatewayId }),
     });
-    const store = createPaymentStore(redis, config.IDEMPOTENCY_TTL_SECONDS);
-    const runEffects = createEffectRunner({ publisher, topics, logger, metrics, clock, onDispatched: breakers.dispatched });
+    const store = createPaymentStore(redis, { idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS, outboxGraceMs: config.OUTBOX_GRACE_MS, clock });
+    const effects = createEffects({ topics, logger, metrics, clock, onDispatched: breakers.dispatched });
+    const outbox = createOutboxSender(store, publisher, logger, registry);
     const applyOutcome = createOutcomeApplier({
       store,
-      runEffects,
+      effects,
+      outbox,
       router,
       breakers,
       healthWeights,
@@ -136,7 +139,8 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
         route: router.route,
       },
     });
-    const acceptPayment = createAcceptPayment({ store, router, runEffects, clock, newId: randomUUID, metrics, logger });
+    const acceptPayment = createAcceptPayment({ store, router, effects, outbox, clock, newId: randomUUID, metrics, logger });
+    lifecycle.add('outbox relay', outbox.startRelay({ pollMs: config.OUTBOX_POLL_MS, leaseMs: 10_000, clock }));
 
     const stopTimeouts = startTimeoutScheduler({ store, applyOutcome, clock, logger, pollMs: config.TIMEOUT_POLL_MS });
     lifecycle.add('timeout scheduler', stopTimeouts);

@@ -44,9 +44,16 @@ export interface OutgoingMessage {
   value: { type: string };
 }
 
+/** A message with its topic, for publishing to several topics in one request. */
+export interface TopicMessage extends OutgoingMessage {
+  topic: string;
+}
+
 /** Publishes JSON messages; a failure rejects, so the caller decides whether work is lost. */
 export interface Publisher {
   publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Several topics in one produce request; order is kept per topic and key. */
+  publishAll(messages: TopicMessage[]): Promise<void>;
 }
 
 export function kafkaMetrics(registry: Registry) {
@@ -89,6 +96,19 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
         messages: messages.map((message) => ({ key: message.key, value: JSON.stringify(message.value) })),
       });
       metrics.produced.inc({ topic }, messages.length);
+    },
+    async publishAll(messages) {
+      if (messages.length === 0) return;
+      const byTopic = new Map<string, OutgoingMessage[]>();
+      for (const { topic, ...message } of messages) byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, batch]) => ({
+          topic,
+          messages: batch.map((message) => ({ key: message.key, value: JSON.stringify(message.value) })),
+        })),
+      });
+      for (const [topic, batch] of byTopic) metrics.produced.inc({ topic }, batch.length);
     },
   };
 }

@@ -5,14 +5,16 @@ import type { PaymentRequest } from '../api/payment-request';
 import type { Router } from '../routing/router';
 import { createPayment, type Payment } from '../state/payment';
 import type { PaymentStore } from '../state/store';
-import type { EffectRunner } from './effects';
+import type { Effects } from './effects';
+import type { OutboxSender } from './outbox';
 import { decideWithinBudget } from './budget';
 import type { OrchestratorMetrics } from '../metrics';
 
 export interface AcceptDeps {
   store: PaymentStore;
   router: Router;
-  runEffects: EffectRunner;
+  effects: Effects;
+  outbox: OutboxSender;
   clock: () => Date;
   newId: () => string;
   metrics: OrchestratorMetrics;
@@ -31,7 +33,7 @@ export function requestHash(request: PaymentRequest): string {
  * key with the same request returns the payment it created; with another
  * request it is refused.
  */
-export function createAcceptPayment({ store, router, runEffects, clock, newId, metrics, logger }: AcceptDeps) {
+export function createAcceptPayment({ store, router, effects: effectsOf, outbox, clock, newId, metrics, logger }: AcceptDeps) {
   return async function acceptPayment(request: PaymentRequest, idempotencyKey: string): Promise<{ payment: Payment; replayed: boolean }> {
     const hash = requestHash(request);
     const now = clock();
@@ -44,17 +46,14 @@ export function createAcceptPayment({ store, router, runEffects, clock, newId, m
       },
       (created) => created.effects,
     );
-    const created = await store.create(payment, idempotencyKey, hash);
+    const created = await store.create(payment, idempotencyKey, hash, effectsOf.messagesFor(payment, effects));
     if (!created.created) return { payment: await replay(created.paymentId, created.requestHash), replayed: true };
 
     metrics.paymentsAccepted.inc({ type: payment.type, region: payment.region, currency: payment.currency });
     logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: payment.attempts[0]?.gatewayId, type: payment.type }, 'payment accepted');
-    try {
-      await runEffects(payment, effects);
-    } catch (error) {
-      // Stored with its deadline: the timeout scheduler fails it over if the dispatch never left.
-      logger.error({ err: error, paymentId: payment.id }, 'dispatch failed after the payment was stored');
-    }
+    effectsOf.observe(payment, effects);
+    // Stored with its outbox: if Kafka does not take it now, the relay sends it later.
+    await outbox.send(created.outbox);
     return { payment, replayed: false };
 
     function refusal(request: PaymentRequest, reasons: string[]): AppError {

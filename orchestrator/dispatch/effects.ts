@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../runtime/logger';
-import type { Publisher } from '../../runtime/kafka';
+import type { TopicMessage } from '../../runtime/kafka';
 import type { TopicNames } from '../../topics/names';
 import type { AttemptCommand, AttemptRequested, PaymentStatusChanged } from '../../topics/schemas';
 import type { Attempt, Effect, Payment } from '../state/payment';
 import type { OrchestratorMetrics } from '../metrics';
 
 export interface EffectDeps {
-  publisher: Publisher;
   topics: TopicNames;
   logger: Logger;
   metrics: OrchestratorMetrics;
@@ -17,13 +16,12 @@ export interface EffectDeps {
 }
 
 /**
- * Carries out what the state machine decided, after the new state is stored:
- * dispatch attempts to gateways, publish the payment's status, and send
- * cancel or compensate commands. Storing first means a crash here leaves a
- * stored deadline that another instance will act on, never a dispatch with no
- * record of it.
+ * What the state machine decided, in two halves: the Kafka messages the
+ * effects stand for (built before the state is stored, so they are stored
+ * with it in the outbox), and the logs and metrics of the change (once it is
+ * stored, so a lost compare-and-set race counts nothing).
  */
-export function createEffectRunner({ publisher, topics, logger, metrics, clock, onDispatched }: EffectDeps) {
+export function createEffects({ topics, logger, metrics, clock, onDispatched }: EffectDeps) {
   const envelope = <T extends string>(type: T) => ({
     eventId: randomUUID(),
     type,
@@ -31,7 +29,7 @@ export function createEffectRunner({ publisher, topics, logger, metrics, clock, 
     schemaVersion: 1 as const,
   });
 
-  const dispatch = (payment: Payment, attempt: Attempt) => {
+  const dispatch = (payment: Payment, attempt: Attempt): TopicMessage => {
     const request: AttemptRequested = {
       ...envelope('attempt.requested'),
       paymentId: payment.id,
@@ -44,13 +42,10 @@ export function createEffectRunner({ publisher, topics, logger, metrics, clock, 
       region: payment.region,
       deadline: attempt.deadline,
     };
-    onDispatched(attempt.gatewayId);
-    metrics.attemptsDispatched.inc({ gateway: attempt.gatewayId, attempt: attempt.number > 1 ? 'failover' : 'first' });
-    logger.info({ paymentId: payment.id, attemptId: attempt.id, gatewayId: attempt.gatewayId, attempt: attempt.number }, 'attempt dispatched');
-    return publisher.publish(topics.gatewayRequests(attempt.gatewayId), [{ key: payment.id, value: request }]);
+    return { topic: topics.gatewayRequests(attempt.gatewayId), key: payment.id, value: request };
   };
 
-  const command = (payment: Payment, attempt: Attempt, kind: AttemptCommand['command'], reason: string) => {
+  const command = (payment: Payment, attempt: Attempt, kind: AttemptCommand['command'], reason: string): TopicMessage => {
     const message: AttemptCommand = {
       ...envelope('attempt.command'),
       command: kind,
@@ -59,15 +54,14 @@ export function createEffectRunner({ publisher, topics, logger, metrics, clock, 
       gatewayId: attempt.gatewayId,
       reason,
     };
-    if (kind === 'compensate') metrics.compensations.inc({ gateway: attempt.gatewayId });
-    logger.warn({ paymentId: payment.id, attemptId: attempt.id, gatewayId: attempt.gatewayId, command: kind, reason }, `attempt ${kind} sent`);
-    return publisher.publish(topics.gatewayRequests(attempt.gatewayId), [{ key: payment.id, value: message }]);
+    return { topic: topics.gatewayRequests(attempt.gatewayId), key: payment.id, value: message };
   };
 
-  const publishStatus = (payment: Payment) => {
-    const current = payment.attempts.at(-1);
-    const settled = payment.attempts.find((attempt) => attempt.status === 'succeeded');
-    const attempt = settled ?? current;
+  /** The attempt a status event names: the one that settled it, else the latest. */
+  const statusAttempt = (payment: Payment) => payment.attempts.find((attempt) => attempt.status === 'succeeded') ?? payment.attempts.at(-1);
+
+  const status = (payment: Payment): TopicMessage => {
+    const attempt = statusAttempt(payment);
     const event: PaymentStatusChanged = {
       ...envelope('payment.status'),
       paymentId: payment.id,
@@ -81,38 +75,61 @@ export function createEffectRunner({ publisher, topics, logger, metrics, clock, 
       ...(attempt ? { attemptId: attempt.id, gatewayId: attempt.gatewayId } : {}),
       ...(payment.reason === undefined ? {} : { reason: payment.reason }),
     };
-    if (payment.status !== 'PENDING') {
-      metrics.paymentsCompleted.inc({ type: payment.type, region: payment.region, currency: payment.currency, status: payment.status });
-      metrics.paymentDuration.observe(
-        { type: payment.type, gateway: attempt?.gatewayId ?? 'none', status: payment.status },
-        (Date.parse(payment.updatedAt) - Date.parse(payment.createdAt)) / 1000,
-      );
-    }
-    logger.info({ paymentId: payment.id, attemptId: attempt?.id, gatewayId: attempt?.gatewayId, status: payment.status, reason: payment.reason }, 'payment status');
-    return publisher.publish(topics.paymentStatus, [{ key: payment.id, value: event }]);
+    return { topic: topics.paymentStatus, key: payment.id, value: event };
   };
 
-  return async function runEffects(payment: Payment, effects: Effect[]): Promise<void> {
-    await Promise.all(
-      effects.map((effect) => {
+  return {
+    messagesFor(payment: Payment, effects: readonly Effect[]): TopicMessage[] {
+      return effects.flatMap((effect): TopicMessage[] => {
         switch (effect.type) {
           case 'dispatch':
-            return dispatch(payment, effect.attempt);
+            return [dispatch(payment, effect.attempt)];
           case 'publish-status':
-            return publishStatus(payment);
+            return [status(payment)];
           case 'cancel':
-            return command(payment, effect.attempt, 'cancel', 'another attempt settled the payment');
+            return [command(payment, effect.attempt, 'cancel', 'timed out, or another attempt settled the payment')];
           case 'compensate':
-            return command(payment, effect.attempt, 'compensate', 'late success after the payment settled');
+            return [command(payment, effect.attempt, 'compensate', 'late success after the payment settled')];
           case 'flag-review':
-            logger.critical(
-              { paymentId: payment.id, attemptId: effect.attempt.id, gatewayId: effect.attempt.gatewayId },
-              'withdrawal flagged for review: the timed-out gateway never confirmed the cancel',
-            );
-            return Promise.resolve();
+            return [];
         }
-      }),
-    );
+      });
+    },
+
+    observe(payment: Payment, effects: readonly Effect[]): void {
+      for (const effect of effects) {
+        const ids = { paymentId: payment.id, attemptId: 'attempt' in effect ? effect.attempt.id : undefined, gatewayId: 'attempt' in effect ? effect.attempt.gatewayId : undefined };
+        switch (effect.type) {
+          case 'dispatch':
+            onDispatched(effect.attempt.gatewayId);
+            metrics.attemptsDispatched.inc({ gateway: effect.attempt.gatewayId, attempt: effect.attempt.number > 1 ? 'failover' : 'first' });
+            logger.info({ ...ids, attempt: effect.attempt.number }, 'attempt dispatched');
+            break;
+          case 'publish-status': {
+            const attempt = statusAttempt(payment);
+            if (payment.status !== 'PENDING') {
+              metrics.paymentsCompleted.inc({ type: payment.type, region: payment.region, currency: payment.currency, status: payment.status });
+              metrics.paymentDuration.observe(
+                { type: payment.type, gateway: attempt?.gatewayId ?? 'none', status: payment.status },
+                (Date.parse(payment.updatedAt) - Date.parse(payment.createdAt)) / 1000,
+              );
+            }
+            logger.info({ paymentId: payment.id, attemptId: attempt?.id, gatewayId: attempt?.gatewayId, status: payment.status, reason: payment.reason }, 'payment status');
+            break;
+          }
+          case 'cancel':
+            logger.warn(ids, 'attempt cancel sent');
+            break;
+          case 'compensate':
+            metrics.compensations.inc({ gateway: effect.attempt.gatewayId });
+            logger.critical(ids, 'late success after the payment settled: compensation sent');
+            break;
+          case 'flag-review':
+            logger.critical(ids, 'withdrawal flagged for review: the timed-out gateway never confirmed the cancel');
+            break;
+        }
+      }
+    },
   };
 }
-export type EffectRunner = ReturnType<typeof createEffectRunner>;
+export type Effects = ReturnType<typeof createEffects>;

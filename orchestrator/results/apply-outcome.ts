@@ -1,7 +1,8 @@
 import type { Logger } from '../../runtime/logger';
 import { decide, type Attempt, type Decision, type DecisionContext, type Outcome, type Payment } from '../state/payment';
 import type { PaymentStore } from '../state/store';
-import type { EffectRunner } from '../dispatch/effects';
+import type { Effects } from '../dispatch/effects';
+import type { OutboxSender } from '../dispatch/outbox';
 import { decideWithinBudget } from '../dispatch/budget';
 import type { Router } from '../routing/router';
 import type { OrchestratorMetrics } from '../metrics';
@@ -11,7 +12,8 @@ import { classifyFailure } from '../state/reasons';
 
 export interface ApplyOutcomeDeps {
   store: PaymentStore;
-  runEffects: EffectRunner;
+  effects: Effects;
+  outbox: OutboxSender;
   router: Router;
   decisionContext: DecisionContext;
   breakers: Pick<Breakers, 'record'>;
@@ -34,7 +36,7 @@ const MAX_CONFLICTS = 20;
  * only once it is stored, so a duplicate is not counted twice.
  */
 export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
-  const { store, runEffects, router, decisionContext, metrics, logger } = deps;
+  const { store, effects, outbox, router, decisionContext, metrics, logger } = deps;
   return async function applyOutcome(paymentId: string, outcome: Outcome): Promise<ApplyResult> {
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
       const stored = await store.get(paymentId);
@@ -55,10 +57,12 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
         log.info({ outcome: outcome.kind, why: decision.why }, 'outcome changed nothing');
         return decision.why === 'unknown-attempt' ? 'unknown-attempt' : 'unchanged';
       }
-      if (!(await store.update(stored, decision.payment))) continue;
+      const written = await store.update(stored, decision.payment, effects.messagesFor(decision.payment, decision.effects));
+      if (!written) continue;
       if (attempt) learn(deps, stored.payment, decision.payment, attempt, outcome);
       log.info({ outcome: outcome.kind, status: decision.payment.status, effects: decision.effects.map((effect) => effect.type) }, 'outcome applied');
-      await runEffects(decision.payment, decision.effects);
+      effects.observe(decision.payment, decision.effects);
+      await outbox.send(written);
       return 'applied';
     }
     throw new Error(`payment ${paymentId}: gave up after ${MAX_CONFLICTS} concurrent changes`);

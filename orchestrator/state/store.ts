@@ -1,34 +1,57 @@
 import type { Redis } from 'ioredis';
+import type { TopicMessage } from '../../runtime/kafka';
 import { openDeadlines, type Payment } from './payment';
 
 /**
  * Redis layout (every key under the stack's prefix):
- * - `payment:{id}`  hash: `v` (revision, for compare-and-set) and `doc` (the payment as JSON)
- * - `idem:{key}`    string: "{paymentId}|{request hash}", expiring after the idempotency window
- * - `deadlines`     sorted set: member "{paymentId}|{attemptId}", score = deadline in epoch ms
- * - `review`        set of payment ids flagged for review (a withdrawal whose cancel was never confirmed)
+ * - `payment:{id}`   hash: `v` (revision, for compare-and-set) and `doc` (the payment as JSON)
+ * - `idem:{key}`     string: "{paymentId}|{request hash}", expiring after the idempotency window
+ * - `deadlines`      sorted set: member "{paymentId}|{attemptId}", score = deadline in epoch ms
+ * - `review`         set of payment ids flagged for review (a withdrawal whose cancel was never confirmed)
+ * - `outbox:{id}`    hash: field "{revision}:{index}" → a Kafka message (topic, key, value) not yet confirmed sent
+ * - `outbox-pending` sorted set: payment ids with an outbox, score = when it is due for the relay
+ *
+ * A state change and the messages it must send are written in one script:
+ * the transactional outbox. Messages are sent right after, and deleted once
+ * Kafka acknowledged them; the relay sends whatever stays behind (a crash, a
+ * broker outage), so no decided message is lost, at the cost of a possible
+ * duplicate, which every consumer tolerates.
  */
-const CREATE = `
+const WRITE_OUTBOX = `
+local function write_outbox(outbox_key, pending_key, id, due, entries)
+  if #entries == 0 then return end
+  for _, entry in ipairs(entries) do redis.call('HSET', outbox_key, entry[1], entry[2]) end
+  redis.call('ZADD', pending_key, 'NX', due, id)
+end
+`;
+
+// KEYS: idem, payment, deadlines, outbox, outbox-pending. ARGV: idem value, ttl, doc, JSON change.
+const CREATE = `${WRITE_OUTBOX}
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('HSET', KEYS[2], 'v', 1, 'doc', ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('ZADD', KEYS[3], 'NX', ARGV[i], ARGV[i + 1]) end
+local change = cjson.decode(ARGV[4])
+for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[3], 'NX', pair[1], pair[2]) end
+write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
 return false
 `;
 
-// ARGV: expected revision, new doc, then JSON {remove: [member], add: [[score, member]], review: "add" | "remove" | null, id}.
-const UPDATE = `
+// KEYS: payment, deadlines, review, outbox, outbox-pending. ARGV: expected revision, new doc, JSON change.
+const UPDATE = `${WRITE_OUTBOX}
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
 local change = cjson.decode(ARGV[3])
 for _, member in ipairs(change.remove) do redis.call('ZREM', KEYS[2], member) end
+-- NX: an attempt already scheduled keeps its score, so a claim lease is not reset.
 for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[2], 'NX', pair[1], pair[2]) end
 if change.review == 'add' then redis.call('SADD', KEYS[3], change.id) end
 if change.review == 'remove' then redis.call('SREM', KEYS[3], change.id) end
+write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
 return 1
 `;
 
+// KEYS: a sorted set. ARGV: member, now, lease end. Claims a due member by pushing its score to the lease end.
 const CLAIM = `
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
@@ -36,78 +59,161 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 `;
 
+// KEYS: outbox, outbox-pending. ARGV: payment id, then the fields sent.
+const CLEAR_OUTBOX = `
+for i = 2, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1
+`;
+
+interface Scripts {
+  pgoCreate(...args: string[]): Promise<string | null>;
+  pgoUpdate(...args: string[]): Promise<number>;
+  pgoClaim(...args: string[]): Promise<number>;
+  pgoClearOutbox(...args: string[]): Promise<number>;
+}
+
+/** Registers the scripts once per connection, so each call sends a SHA, not the script (EVALSHA). */
+function withScripts(redis: Redis): Redis & Scripts {
+  const scripted = redis as Redis & Partial<Scripts>;
+  if (!scripted.pgoCreate) {
+    redis.defineCommand('pgoCreate', { numberOfKeys: 5, lua: CREATE });
+    redis.defineCommand('pgoUpdate', { numberOfKeys: 5, lua: UPDATE });
+    redis.defineCommand('pgoClaim', { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand('pgoClearOutbox', { numberOfKeys: 2, lua: CLEAR_OUTBOX });
+  }
+  return redis as Redis & Scripts;
+}
+
 export interface StoredPayment {
   payment: Payment;
   revision: string;
 }
 
-export type CreateResult = { created: true } | { created: false; paymentId: string; requestHash: string };
+/** Messages stored with a state change, under the fields that identify them in the outbox. */
+export interface Outbox {
+  paymentId: string;
+  fields: string[];
+  messages: TopicMessage[];
+}
+
+export type CreateResult = { created: true; outbox: Outbox } | { created: false; paymentId: string; requestHash: string };
 
 const deadlineMember = (paymentId: string, attemptId: string) => `${paymentId}|${attemptId}`;
-const deadlinePairs = (payment: Payment): Array<[string, string]> =>
-  openDeadlines(payment).map(({ attemptId, deadline }) => [String(Date.parse(deadline)), deadlineMember(payment.id, attemptId)]);
+const deadlinePairs = (payment: Payment): Array<[number, string]> =>
+  openDeadlines(payment).map(({ attemptId, deadline }) => [Date.parse(deadline), deadlineMember(payment.id, attemptId)]);
 
-export function createPaymentStore(redis: Redis, idempotencyTtlSeconds: number) {
+/** Fields sort in the order the messages were decided: by revision, then by position. */
+function outboxOf(paymentId: string, revision: number, messages: TopicMessage[]): Outbox {
+  const fields = messages.map((_, index) => `${String(revision).padStart(8, '0')}:${String(index).padStart(3, '0')}`);
+  return { paymentId, fields, messages };
+}
+
+export interface StoreSettings {
+  idempotencyTtlSeconds: number;
+  /** How long the sender has to confirm an outbox before the relay sends it instead. */
+  outboxGraceMs: number;
+  clock: () => Date;
+}
+
+export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock }: StoreSettings) {
+  const redis = withScripts(connection);
+  const entriesOf = (outbox: Outbox) => outbox.fields.map((field, index) => [field, JSON.stringify(outbox.messages[index])]);
+  const due = () => clock().getTime() + outboxGraceMs;
+
+  const get = async (paymentId: string): Promise<StoredPayment | undefined> => {
+    const [revision, doc] = await redis.hmget(`payment:${paymentId}`, 'v', 'doc');
+    if (!revision || !doc) return undefined;
+    return { payment: JSON.parse(doc) as Payment, revision };
+  };
+
   return {
+    get,
+
     /**
-     * Records a new payment, its idempotency key and its attempt deadline in
-     * one atomic step, unless the key is taken: then it reports the payment
-     * that holds it. One Redis round trip.
+     * Records a new payment with its idempotency key, attempt deadline and
+     * outgoing messages in one atomic step, unless the key is taken: then it
+     * reports the payment that holds it. One Redis round trip.
      */
-    async create(payment: Payment, idempotencyKey: string, requestHash: string): Promise<CreateResult> {
-      const existing = (await redis.eval(
-        CREATE,
-        3,
+    async create(payment: Payment, idempotencyKey: string, requestHash: string, messages: TopicMessage[]): Promise<CreateResult> {
+      const outbox = outboxOf(payment.id, 1, messages);
+      const change = { id: payment.id, add: deadlinePairs(payment), due: due(), outbox: entriesOf(outbox) };
+      const existing = await redis.pgoCreate(
         `idem:${idempotencyKey}`,
         `payment:${payment.id}`,
         'deadlines',
+        `outbox:${payment.id}`,
+        'outbox-pending',
         `${payment.id}|${requestHash}`,
         String(idempotencyTtlSeconds),
         JSON.stringify(payment),
-        ...deadlinePairs(payment).flat(),
-      )) as string | null;
-      if (existing === null) return { created: true };
+        JSON.stringify(change),
+      );
+      if (existing === null) return { created: true, outbox };
       const [paymentId = '', hash = ''] = existing.split('|');
       return { created: false, paymentId, requestHash: hash };
     },
 
-    async get(paymentId: string): Promise<StoredPayment | undefined> {
-      const [revision, doc] = await redis.hmget(`payment:${paymentId}`, 'v', 'doc');
-      if (!revision || !doc) return undefined;
-      return { payment: JSON.parse(doc) as Payment, revision };
-    },
-
     /**
-     * Replaces the payment if nobody changed it since `previous` was read, and
-     * moves its attempt deadlines along with it. False means a concurrent
-     * change won: read again and decide again.
+     * Replaces the payment if nobody changed it since `previous` was read,
+     * moving its deadlines and review flag along and storing the messages
+     * the change must send. Undefined means a concurrent change won: read
+     * again and decide again.
      */
-    async update(previous: StoredPayment, next: Payment): Promise<boolean> {
+    async update(previous: StoredPayment, next: Payment, messages: TopicMessage[]): Promise<Outbox | undefined> {
       const stillOpen = new Set(openDeadlines(next).map(({ attemptId }) => attemptId));
-      const removals = openDeadlines(previous.payment)
-        .filter(({ attemptId }) => !stillOpen.has(attemptId))
-        .map(({ attemptId }) => deadlineMember(next.id, attemptId));
       const wasFlagged = previous.payment.review !== undefined;
       const isFlagged = next.review !== undefined;
+      const outbox = outboxOf(next.id, Number(previous.revision) + 1, messages);
       const change = {
-        remove: removals,
-        // Added with NX: an attempt already scheduled keeps its score, so a claim lease is not reset.
+        id: next.id,
+        remove: openDeadlines(previous.payment)
+          .filter(({ attemptId }) => !stillOpen.has(attemptId))
+          .map(({ attemptId }) => deadlineMember(next.id, attemptId)),
         add: deadlinePairs(next),
         review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
-        id: next.id,
+        due: due(),
+        outbox: entriesOf(outbox),
       };
-      const applied = await redis.eval(UPDATE, 3, `payment:${next.id}`, 'deadlines', 'review', previous.revision, JSON.stringify(next), JSON.stringify(change));
-      return applied === 1;
+      const applied = await redis.pgoUpdate(
+        `payment:${next.id}`,
+        'deadlines',
+        'review',
+        `outbox:${next.id}`,
+        'outbox-pending',
+        previous.revision,
+        JSON.stringify(next),
+        JSON.stringify(change),
+      );
+      return applied === 1 ? outbox : undefined;
+    },
+
+    /** Forgets outbox messages Kafka has acknowledged. */
+    async clearOutbox(outbox: Outbox): Promise<void> {
+      if (outbox.fields.length === 0) return;
+      await redis.pgoClearOutbox(`outbox:${outbox.paymentId}`, 'outbox-pending', outbox.paymentId, ...outbox.fields);
+    },
+
+    /** Payments whose outbox is overdue, claimed for `leaseMs` so one relay at a time sends each. */
+    async claimOverdueOutboxes(nowMs: number, leaseMs: number, limit: number): Promise<Outbox[]> {
+      const ids = await redis.zrangebyscore('outbox-pending', '-inf', String(nowMs), 'LIMIT', 0, limit);
+      const claimed: Outbox[] = [];
+      for (const paymentId of ids) {
+        if ((await redis.pgoClaim('outbox-pending', paymentId, String(nowMs), String(nowMs + leaseMs))) !== 1) continue;
+        const entries = Object.entries(await redis.hgetall(`outbox:${paymentId}`)).sort(([a], [b]) => a.localeCompare(b));
+        claimed.push({ paymentId, fields: entries.map(([field]) => field), messages: entries.map(([, json]) => JSON.parse(json) as TopicMessage) });
+      }
+      return claimed;
     },
 
     /** Payments flagged for review, with their current state. */
     async flaggedForReview(): Promise<Payment[]> {
       const ids = await redis.smembers('review');
-      const stored = await Promise.all(ids.map((id) => this.get(id)));
+      const stored = await Promise.all(ids.map(get));
       return stored.flatMap((entry) => (entry ? [entry.payment] : []));
     },
 
-    /** Attempts whose deadline has passed, oldest first: "{paymentId}|{attemptId}" pairs. */
+    /** Attempts whose deadline has passed, oldest first. */
     async expired(nowMs: number, limit: number): Promise<Array<{ paymentId: string; attemptId: string }>> {
       const members = await redis.zrangebyscore('deadlines', '-inf', String(nowMs), 'LIMIT', 0, limit);
       return members.map((member) => {
@@ -123,8 +229,7 @@ export function createPaymentStore(redis: Redis, idempotencyTtlSeconds: number) 
      * it over when the lease runs out; storing the timed-out attempt removes it.
      */
     async claimDeadline(paymentId: string, attemptId: string, nowMs: number, leaseMs: number): Promise<boolean> {
-      const claimed = await redis.eval(CLAIM, 1, 'deadlines', deadlineMember(paymentId, attemptId), String(nowMs), String(nowMs + leaseMs));
-      return claimed === 1;
+      return (await redis.pgoClaim('deadlines', deadlineMember(paymentId, attemptId), String(nowMs), String(nowMs + leaseMs))) === 1;
     },
   };
 }
