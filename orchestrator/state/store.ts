@@ -43,8 +43,7 @@ if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
 local change = cjson.decode(ARGV[3])
 for _, member in ipairs(change.remove) do redis.call('ZREM', KEYS[2], member) end
--- NX: an attempt already scheduled keeps its score, so a claim lease is not reset.
-for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[2], 'NX', pair[1], pair[2]) end
+for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[2], pair[1], pair[2]) end
 if change.review == 'add' then redis.call('SADD', KEYS[3], change.id) end
 if change.review == 'remove' then redis.call('SREM', KEYS[3], change.id) end
 write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
@@ -162,6 +161,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
      */
     async update(previous: StoredPayment, next: Payment, messages: TopicMessage[]): Promise<Outbox | undefined> {
       const stillOpen = new Set(openDeadlines(next).map(({ attemptId }) => attemptId));
+      const before = new Set(deadlinePairs(previous.payment).map(([score, member]) => `${score}|${member}`));
+      const unchanged = new Set(deadlinePairs(next).filter(([score, member]) => before.has(`${score}|${member}`)).map(([, member]) => member));
       const wasFlagged = previous.payment.review !== undefined;
       const isFlagged = next.review !== undefined;
       const outbox = outboxOf(next.id, Number(previous.revision) + 1, messages);
@@ -170,7 +171,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         remove: openDeadlines(previous.payment)
           .filter(({ attemptId }) => !stillOpen.has(attemptId))
           .map(({ attemptId }) => deadlineMember(next.id, attemptId)),
-        add: deadlinePairs(next),
+        // Only new or moved deadlines: re-adding an unchanged one would reset a claim lease on it.
+        add: deadlinePairs(next).filter(([, member]) => !unchanged.has(member)),
         review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
         due: due(),
         outbox: entriesOf(outbox),

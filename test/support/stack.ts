@@ -8,6 +8,7 @@ import type { SandboxSettings } from '../../gateways/sandbox';
 import { startOrchestrator, type OrchestratorOverrides, type RunningOrchestrator } from '../../orchestrator/main';
 import { loadOrchestratorConfig } from '../../orchestrator/config';
 import { loadGatewayConfig } from '../../gateways/config';
+import type { Payment } from '../../orchestrator/state/payment';
 import { isolatedNamespace, testLogger } from './env';
 
 export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
@@ -76,6 +77,8 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
             SANDBOX_MODE: sandbox.mode,
             SANDBOX_LATENCY_MS: sandbox.latencyMs?.toString(),
             SANDBOX_RATE: sandbox.rate?.toString(),
+            SANDBOX_PERIOD_MS: sandbox.periodMs?.toString(),
+            SANDBOX_LATE_MS: sandbox.lateMs?.toString(),
           }),
           { logger: testLogger(`gateway-${gatewayId}`) },
         );
@@ -139,6 +142,37 @@ export async function untilRouting(baseUrl: string, ready: (view: RoutingView) =
     if (ready(view)) return view;
     if (Date.now() > deadline) throw new Error(`routing view not as expected after ${timeoutMs} ms: ${JSON.stringify(view)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Reads a payment through the API. */
+export async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
+  const response = await fetch(`${baseUrl}/v1/payments/${id}`);
+  if (response.status !== 200) throw new Error(`GET payment ${id}: ${response.status}`);
+  return (await response.json()) as PaymentView;
+}
+
+export type PaymentView = Omit<Payment, 'statusSequence'>;
+
+/** Polls a payment until `ready` holds: for states no status event announces (compensation, review). */
+export async function untilPayment(baseUrl: string, id: string, ready: (payment: PaymentView) => boolean, timeoutMs = 15_000): Promise<PaymentView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const payment = await getPayment(baseUrl, id);
+    if (ready(payment)) return payment;
+    if (Date.now() > deadline) throw new Error(`payment ${id} not as expected after ${timeoutMs} ms: ${JSON.stringify(payment)}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Polls a service's /metrics until the text matches: for counters that move after an event the test cannot see. */
+export async function untilMetrics(baseUrl: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    if (pattern.test(metrics)) return metrics;
+    if (Date.now() > deadline) throw new Error(`metrics never matched ${pattern} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
