@@ -117,10 +117,9 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       rateLimiter: createRateLimiter(redis, clock),
       random,
       clock,
-      onRateLimited: (gatewayId) => metrics.rateLimited.inc({ gateway: gatewayId }),
     });
     const store = createPaymentStore(redis, { idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS, outboxGraceMs: config.OUTBOX_GRACE_MS, clock });
-    const effects = createEffects({ topics, logger, metrics, clock, onDispatched: breakers.dispatched });
+    const effects = createEffects({ topics, logger, metrics, clock });
     const outbox = createOutboxSender(store, publisher, logger, registry);
     const applyOutcome = createOutcomeApplier({
       store,

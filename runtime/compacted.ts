@@ -1,9 +1,28 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import type { z } from 'zod';
 import type { Logger } from './logger';
 import type { KafkaMetrics, Publisher } from './kafka';
 import { startConsumer, on, RejectMessage } from './kafka';
+
+/**
+ * Right after a topic is created, or during a leader election, a KRaft broker
+ * answers "not the leader" for a moment, and kafkajs' fetchTopicOffsets does
+ * not retry that: retry it here, with a short backoff, for a bounded time.
+ */
+async function retryWhileStarting<T>(call: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delayMs = 50; ; delayMs = Math.min(delayMs * 2, 1_000)) {
+    try {
+      return await call();
+    } catch (error) {
+      const retriable = (error as { retriable?: boolean }).retriable === true;
+      if (!retriable || Date.now() + delayMs > deadline) throw error;
+      await sleep(delayMs);
+    }
+  }
+}
 
 export interface CompactedFollowerOptions<S extends z.ZodType> {
   kafka: Kafka;
@@ -32,7 +51,7 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
   const { kafka, topic, schema, apply, logger } = options;
   const admin = kafka.admin();
   await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
+  const ends = await retryWhileStarting(() => admin.fetchTopicOffsets(topic)).finally(() => admin.disconnect());
   const pending = new Map(ends.filter((end) => Number(end.high) > Number(end.low)).map((end) => [end.partition, BigInt(end.high) - 1n]));
   let markCaughtUp: () => void = () => undefined;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));

@@ -34,7 +34,11 @@ async function untilLeadersElected(admin: Admin, topics: string[], timeoutMs: nu
     try {
       const { topics: metadata } = await admin.fetchTopicMetadata({ topics });
       const ready = metadata.length === topics.length && metadata.every((topic) => topic.partitions.length > 0 && topic.partitions.every((partition) => partition.leader >= 0));
-      if (ready) return;
+      // A leader named in the metadata may not serve yet: asking each topic's offsets proves it does.
+      if (ready) {
+        await Promise.all(topics.map((topic) => admin.fetchTopicOffsets(topic)));
+        return;
+      }
     } catch (error) {
       if (Date.now() > deadline) throw error;
     }

@@ -3,6 +3,7 @@ import { AppError } from '../../runtime/errors';
 import type { Logger } from '../../runtime/logger';
 import type { PaymentRequest } from '../api/payment-request';
 import type { Router } from '../routing/router';
+import type { RoutingDecision } from '../routing/select';
 import { createPayment, type Payment } from '../state/payment';
 import type { PaymentStore } from '../state/store';
 import type { Effects } from './effects';
@@ -41,7 +42,7 @@ export function createAcceptPayment({ store, router, effects: effectsOf, outbox,
       router,
       () => {
         const routing = router.route(request, new Set());
-        if (routing.chosen === null) throw refusal(request, routing.excluded.map((exclusion) => exclusion.reason));
+        if (routing.chosen === null) throw refusal(request, routing.excluded);
         return createPayment({ id: newId(), ...request }, { ...routing, chosen: routing.chosen }, randomUUID(), router.timeoutMsOf(routing.chosen), now);
       },
       (created) => created.effects,
@@ -56,7 +57,9 @@ export function createAcceptPayment({ store, router, effects: effectsOf, outbox,
     await outbox.send(created.outbox);
     return { payment, replayed: false };
 
-    function refusal(request: PaymentRequest, reasons: string[]): AppError {
+    function refusal(request: PaymentRequest, excluded: RoutingDecision['excluded']): AppError {
+      const reasons = excluded.map((exclusion) => exclusion.reason);
+      for (const { gatewayId, reason } of excluded) if (reason === 'rate-limited') metrics.rateLimited.inc({ gateway: gatewayId });
       // Gateways exist but are momentarily unusable: worth retrying shortly, unlike a region nobody serves.
       if (reasons.includes('circuit-open') || reasons.includes('rate-limited')) {
         metrics.paymentsRejected.inc({ reason: 'gateways_busy' });

@@ -11,8 +11,6 @@ export interface EffectDeps {
   logger: Logger;
   metrics: OrchestratorMetrics;
   clock: () => Date;
-  /** Told of every attempt sent, so a half-open breaker lets only one trial through. */
-  onDispatched: (gatewayId: string) => void;
 }
 
 /**
@@ -21,7 +19,7 @@ export interface EffectDeps {
  * with it in the outbox), and the logs and metrics of the change (once it is
  * stored, so a lost compare-and-set race counts nothing).
  */
-export function createEffects({ topics, logger, metrics, clock, onDispatched }: EffectDeps) {
+export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
   const envelope = <T extends string>(type: T) => ({
     eventId: randomUUID(),
     type,
@@ -101,7 +99,10 @@ export function createEffects({ topics, logger, metrics, clock, onDispatched }: 
         const ids = { paymentId: payment.id, attemptId: 'attempt' in effect ? effect.attempt.id : undefined, gatewayId: 'attempt' in effect ? effect.attempt.gatewayId : undefined };
         switch (effect.type) {
           case 'dispatch':
-            onDispatched(effect.attempt.gatewayId);
+            // Counted here, once per stored decision, rather than each time selection ran.
+            for (const { gatewayId, reason } of effect.attempt.routing.excluded) {
+              if (reason === 'rate-limited') metrics.rateLimited.inc({ gateway: gatewayId });
+            }
             metrics.attemptsDispatched.inc({ gateway: effect.attempt.gatewayId, attempt: effect.attempt.number > 1 ? 'failover' : 'first' });
             logger.info({ ...ids, attempt: effect.attempt.number }, 'attempt dispatched');
             break;

@@ -31,14 +31,16 @@ type Outcome = 'ok' | 'technical-failure';
  * declines count as successes, since the gateway worked.
  *
  * While half-open, one trial attempt may be in flight; its outcome closes or
- * re-opens the breaker.
+ * re-opens the breaker. The trial is claimed when the gateway is picked (not
+ * when the attempt is sent), so a burst cannot send several, and the claim
+ * expires, so a trial that never went out does not block the gateway.
  *
  * Local state changes are reported through `onChange` (to the health topic);
  * changes other instances reported are applied with `applyRemote` without
  * being reported again, so all instances converge and nothing echoes.
  */
 export function createBreakers(settings: BreakerSettings, onChange: (gatewayId: string, state: BreakerState) => void, logger: Logger) {
-  const breakers = new Map<string, { breaker: CircuitBreaker<[Outcome], void>; trialsInFlight: number }>();
+  const breakers = new Map<string, { breaker: CircuitBreaker<[Outcome], void>; trialHeldUntil: number }>();
   let applyingRemote = false;
 
   const entry = (gatewayId: string) => {
@@ -57,9 +59,9 @@ export function createBreakers(settings: BreakerSettings, onChange: (gatewayId: 
         resetTimeout: settings.resetTimeoutMs,
       },
     );
-    const created = { breaker, trialsInFlight: 0 };
+    const created = { breaker, trialHeldUntil: 0 };
     const changed = (state: BreakerState) => () => {
-      created.trialsInFlight = 0;
+      created.trialHeldUntil = 0;
       logger.critical({ gatewayId, breaker: state, remote: applyingRemote }, `gateway breaker ${state}`);
       if (!applyingRemote) onChange(gatewayId, state);
     };
@@ -80,14 +82,22 @@ export function createBreakers(settings: BreakerSettings, onChange: (gatewayId: 
 
   return {
     stateOf,
-    /** Whether selection may use this gateway now: closed, or half-open with no trial out yet. */
-    admits(gatewayId: string): boolean {
+    /** Whether selection may use this gateway now: closed, or half-open with no trial claimed. */
+    admits(gatewayId: string, nowMs: number): boolean {
       const state = stateOf(gatewayId);
-      return state === 'closed' || (state === 'half-open' && entry(gatewayId).trialsInFlight === 0);
+      return state === 'closed' || (state === 'half-open' && entry(gatewayId).trialHeldUntil <= nowMs);
     },
-    /** Tells the breaker an attempt went out, so a half-open breaker lets only one trial through. */
-    dispatched(gatewayId: string): void {
-      if (stateOf(gatewayId) === 'half-open') entry(gatewayId).trialsInFlight += 1;
+    /** Claims the half-open trial for `holdMs` (always true when closed); false if it is taken or the breaker is open. */
+    tryAcquireTrial(gatewayId: string, nowMs: number, holdMs: number): boolean {
+      const state = stateOf(gatewayId);
+      if (state === 'closed') return true;
+      if (state === 'open' || entry(gatewayId).trialHeldUntil > nowMs) return false;
+      entry(gatewayId).trialHeldUntil = nowMs + holdMs;
+      return true;
+    },
+    /** Gives back a trial claimed for an attempt that was not sent after all. */
+    releaseTrial(gatewayId: string): void {
+      entry(gatewayId).trialHeldUntil = 0;
     },
     record(gatewayId: string, outcome: Outcome): void {
       // An open breaker rejects the fire without counting it; that rejection is expected.

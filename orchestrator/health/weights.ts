@@ -37,11 +37,9 @@ export function createHealthWeights(settings: HealthWeightSettings = DEFAULT_HEA
   return {
     /** Records one outcome: `ok` false for timeouts and technical failures; latency in ms. */
     observe(gatewayId: string, ok: boolean, latencyMs: number): void {
-      const current = health.get(gatewayId);
-      if (!current) {
-        health.set(gatewayId, { successRate: ok ? 1 : 0, latencyMs, observations: 1 });
-        return;
-      }
+      // A gateway starts out presumed healthy, so one early timeout does not drop it to the floor.
+      const current = health.get(gatewayId) ?? { successRate: 1, latencyMs, observations: 0 };
+      health.set(gatewayId, current);
       const { alpha } = settings;
       current.successRate = current.successRate * (1 - alpha) + (ok ? 1 : 0) * alpha;
       current.latencyMs = current.latencyMs * (1 - alpha) + latencyMs * alpha;

@@ -10,17 +10,12 @@ export function outcomeOf(message: ResultMessage, at: string): Outcome | undefin
   if (message.type === 'gateway.result') {
     return message.outcome === 'success' ? { kind: 'success', attemptId, at } : { kind: 'failure', attemptId, reasonCode: message.reasonCode, at };
   }
-  switch (message.result) {
-    case 'cancelled':
-      return message.command === 'cancel' ? { kind: 'cancel-confirmed', attemptId, at } : undefined;
-    case 'not-found':
-      // For a cancel, a gateway that never saw the attempt cannot pay it; a compensation with nothing to undo is for a person.
-      return message.command === 'cancel' ? { kind: 'cancel-confirmed', attemptId, at } : undefined;
-    case 'already-succeeded':
-      return { kind: 'success', attemptId, at };
-    case 'compensated':
-      return { kind: 'compensation-confirmed', attemptId, at };
+  if (message.command === 'cancel') {
+    // Cancelled, never seen, or already refunded: in every case this gateway will not keep the money moving.
+    return message.result === 'already-succeeded' ? { kind: 'success', attemptId, at } : { kind: 'cancel-confirmed', attemptId, at };
   }
+  // A compensation is done when the money came back or never moved; anything else is for a person.
+  return message.result === 'compensated' || message.result === 'cancelled' ? { kind: 'compensation-confirmed', attemptId, at } : undefined;
 }
 
 /**

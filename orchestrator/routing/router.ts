@@ -11,9 +11,11 @@ export interface Router {
   /** Chooses a gateway among those eligible now; synchronous, so the state machine can call it. */
   route(payment: RoutablePayment, tried: ReadonlySet<string>): RoutingDecision;
   /**
-   * Takes a unit of the chosen gateway's shared burst budget before dispatch.
-   * False means it is spent: the gateway is then excluded as rate-limited for
-   * the rest of this second, and the caller routes again.
+   * Claims what dispatching to the chosen gateway needs: its half-open trial,
+   * if its breaker is half-open, and a unit of its shared burst budget. False
+   * means one of them is not to be had: the gateway is then excluded (as
+   * circuit-open, or as rate-limited for the rest of this second) and the
+   * caller routes again.
    */
   reserve(gatewayId: string): Promise<boolean>;
   timeoutMsOf(gatewayId: string): number;
@@ -22,12 +24,11 @@ export interface Router {
 
 export interface RouterDeps {
   ruleBook: RuleBook;
-  breakers: Pick<Breakers, 'admits'>;
+  breakers: Pick<Breakers, 'admits' | 'tryAcquireTrial' | 'releaseTrial'>;
   healthWeights: Pick<HealthWeights, 'effectiveWeight'>;
   rateLimiter: RateLimiter;
   random: () => number;
   clock: () => Date;
-  onRateLimited: (gatewayId: string) => void;
 }
 
 /**
@@ -36,13 +37,14 @@ export interface RouterDeps {
  * choice picked is asked for budget, so a payment costs one Redis round trip
  * when its gateway has a limit and none when it has not.
  */
-export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, random, clock, onRateLimited }: RouterDeps): Router {
+export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, random, clock }: RouterDeps): Router {
   const spentUntilSecond = new Map<string, number>();
   const currentSecond = () => Math.floor(clock().getTime() / 1000);
   const isSpent = (gatewayId: string) => spentUntilSecond.get(gatewayId) === currentSecond();
+  const timeoutMsOf = (gatewayId: string) => ruleBook.ruleOf(gatewayId)?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
 
   return {
-    timeoutMsOf: (gatewayId) => ruleBook.ruleOf(gatewayId)?.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    timeoutMsOf,
     timeoutPolicyOf: (gatewayId, type) => ruleBook.ruleOf(gatewayId)?.timeoutPolicy[type] ?? (type === 'withdrawal' ? 'cancel-first' : 'failover'),
     route: (payment, tried) =>
       selectGateway({
@@ -51,15 +53,16 @@ export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, r
         rulesVersion: ruleBook.version(),
         tried,
         random,
-        exclude: (gatewayId) => (isSpent(gatewayId) ? 'rate-limited' : breakers.admits(gatewayId) ? undefined : 'circuit-open'),
+        exclude: (gatewayId) => (isSpent(gatewayId) ? 'rate-limited' : breakers.admits(gatewayId, clock().getTime()) ? undefined : 'circuit-open'),
         weightOf: (rule) => healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs),
       }),
     async reserve(gatewayId) {
+      // A half-open gateway takes one trial, held until its outcome is due.
+      if (!breakers.tryAcquireTrial(gatewayId, clock().getTime(), timeoutMsOf(gatewayId) + 1_000)) return false;
       const limit = ruleBook.ruleOf(gatewayId)?.rateLimitPerSecond;
-      if (limit === undefined) return true;
-      if (await rateLimiter.take(gatewayId, limit)) return true;
+      if (limit === undefined || (await rateLimiter.take(gatewayId, limit))) return true;
+      breakers.releaseTrial(gatewayId);
       spentUntilSecond.set(gatewayId, currentSecond());
-      onRateLimited(gatewayId);
       return false;
     },
   };

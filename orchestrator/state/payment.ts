@@ -150,6 +150,8 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
         return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context);
       }
       if (attempt.status === 'cancelling' && attempt.cancelUnconfirmedAt === undefined && pending) {
+        // The first timeout delivered again (its claim lease ran out) comes before the cancel deadline.
+        if (Date.parse(outcome.at) < Date.parse(attempt.deadline)) return { changed: false, why: 'duplicate' };
         return flagForReview(payment, attempt, outcome.at);
       }
       return { changed: false, why: 'after-completion' };
