@@ -64,6 +64,12 @@ export function kafkaMetrics(registry: Registry) {
       labelNames: ['topic'],
       registers: [registry],
     }),
+    produceRequests: new Counter({
+      name: 'kafka_produce_requests_total',
+      help: 'Produce calls (each one a round trip to the brokers), by what was sent',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     produced: new Counter({
       name: 'kafka_messages_produced_total',
       help: 'Messages published to Kafka, by topic',
@@ -96,6 +102,7 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
         messages: messages.map((message) => ({ key: message.key, value: JSON.stringify(message.value) })),
       });
       metrics.produced.inc({ topic }, messages.length);
+      metrics.produceRequests.inc({ kind: 'single-topic' });
     },
     async publishAll(messages) {
       if (messages.length === 0) return;
@@ -109,6 +116,7 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
         })),
       });
       for (const [topic, batch] of byTopic) metrics.produced.inc({ topic }, batch.length);
+      metrics.produceRequests.inc({ kind: 'batch' });
     },
   };
 }

@@ -29,7 +29,7 @@ export function handleResultMessage(applyOutcome: OutcomeApplier, clock: () => D
     const outcome = outcomeOf(message, clock().toISOString());
     const ids = { paymentId: message.paymentId, attemptId: message.attemptId, gatewayId: message.gatewayId };
     if (!outcome) {
-      logger.critical({ ...ids, message }, 'command result needs a person: nothing to compensate at the gateway');
+      logger.critical({ ...ids, message }, 'compensation not confirmed by the gateway: a person must reconcile this attempt');
       throw new RejectMessage('needs-reconciliation', `${message.type} for ${message.paymentId}/${message.attemptId} cannot be applied`);
     }
     const applied = await applyOutcome(message.paymentId, outcome);

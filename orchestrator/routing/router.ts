@@ -24,7 +24,7 @@ export interface Router {
 
 export interface RouterDeps {
   ruleBook: RuleBook;
-  breakers: Pick<Breakers, 'admits' | 'tryAcquireTrial' | 'releaseTrial'>;
+  breakers: Pick<Breakers, 'admits' | 'stateOf' | 'tryAcquireTrial' | 'releaseTrial'>;
   healthWeights: Pick<HealthWeights, 'effectiveWeight'>;
   rateLimiter: RateLimiter;
   random: () => number;
@@ -58,10 +58,12 @@ export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, r
       }),
     async reserve(gatewayId) {
       // A half-open gateway takes one trial, held until its outcome is due.
+      const claimsTrial = breakers.stateOf(gatewayId) === 'half-open';
       if (!breakers.tryAcquireTrial(gatewayId, clock().getTime(), timeoutMsOf(gatewayId) + 1_000)) return false;
       const limit = ruleBook.ruleOf(gatewayId)?.rateLimitPerSecond;
       if (limit === undefined || (await rateLimiter.take(gatewayId, limit))) return true;
-      breakers.releaseTrial(gatewayId);
+      // Only a trial this call claimed: the breaker may have changed while the budget was asked.
+      if (claimsTrial) breakers.releaseTrial(gatewayId);
       spentUntilSecond.set(gatewayId, currentSecond());
       return false;
     },
