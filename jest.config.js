@@ -2,7 +2,7 @@
 const config = {
   testEnvironment: 'node',
   // Transpile only: the type-check is `tsc --noEmit`, run once for the whole tree before the tests.
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testMatch: ['<rootDir>/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/'],
   globalSetup: '<rootDir>/test/global-setup.ts',

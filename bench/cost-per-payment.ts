@@ -21,6 +21,7 @@ import { startGateway } from '../gateways/main';
 import { loadGatewayConfig } from '../gateways/config';
 import { startOrchestrator } from '../orchestrator/main';
 import { loadOrchestratorConfig } from '../orchestrator/config';
+import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import { createLogger } from '../runtime/logger';
 import { startLocalKafka } from '../scripts/kafka-local';
 import { ensureTopics } from '../topics/create';
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
   const orchestrator = await startOrchestrator(loadOrchestratorConfig(env), { logger: silent });
   const baseUrl = `http://127.0.0.1:${orchestrator.port}`;
 
+  const token = await mintToken({ secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' }, 'bench', ['payments:write']);
   const terminal = new Set<string>();
   let wake: () => void = () => undefined;
   const watcher = kafka.consumer({ groupId: `bench-${run}`, maxWaitTimeInMs: 100 });
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
       Array.from({ length: Math.min(CONCURRENCY, PAYMENTS - sent) }, () =>
         fetch(`${baseUrl}/v1/payments`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'Idempotency-Key': randomUUID() },
+          headers: { 'content-type': 'application/json', 'Idempotency-Key': randomUUID(), authorization: `Bearer ${token}` },
           body: JSON.stringify({ type: 'deposit', accountId: 'acc-bench', amount: '1000', currency: 'EUR', region: 'EU' }),
         }),
       ),

@@ -1,9 +1,13 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { authEnv, refuseDevelopmentKeyInProduction } from '../runtime/auth';
 import { commonEnv, parseConfig, port, positiveInt } from '../runtime/config';
 
 const orchestratorEnv = z.object({
   ...commonEnv,
+  ...authEnv,
+  /** Longest `Prefer: wait=N` honoured, in seconds. */
+  PREFER_WAIT_MAX_SECONDS: positiveInt(30),
   PORT: port(8080),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   MAX_ATTEMPTS: positiveInt(3),
@@ -30,4 +34,4 @@ export type OrchestratorConfig = z.infer<typeof orchestratorEnv>;
 export const orchestratorEnvKeys = Object.keys(orchestratorEnv.shape);
 
 export const loadOrchestratorConfig = (env: Record<string, string | undefined>): OrchestratorConfig =>
-  parseConfig(orchestratorEnv, env);
+  parseConfig(orchestratorEnv.superRefine(refuseDevelopmentKeyInProduction), env);

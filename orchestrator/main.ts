@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createTokenVerifier } from '../runtime/auth';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
 import { createKafka, createPublisher, kafkaMetrics, on, startConsumer } from '../runtime/kafka';
@@ -9,6 +10,7 @@ import { createRedis } from '../runtime/redis';
 import { topicNames } from '../topics/names';
 import { gatewayHealthChanged, resultMessage, ruleChanged, type GatewayHealthChanged } from '../topics/schemas';
 import { paymentRoutes } from './api/payments';
+import { createTerminalWaits } from './api/terminal-waits';
 import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
 import { createAcceptPayment } from './dispatch/accept';
 import { createEffects } from './dispatch/effects';
@@ -153,6 +155,12 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     lifecycle.add('results consumer', () => results.consumer.disconnect());
     await Promise.all([results.joined, rules.caughtUp, health.caughtUp]);
 
+    const subscriber = redis.duplicate();
+    lifecycle.add('redis subscriber', async () => {
+      await subscriber.quit();
+    });
+    const terminalWaits = await createTerminalWaits(subscriber, store, logger);
+
     const app = createHttpApp(
       {
         logger,
@@ -164,6 +172,9 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
         paymentRoutes(routes, {
           acceptPayment,
           store,
+          terminalWaits,
+          verifyToken: createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER }),
+          maxWaitSeconds: config.PREFER_WAIT_MAX_SECONDS,
           routing: () => ({
             instance: config.INSTANCE_ID,
             rulesVersion: ruleBook.version(),

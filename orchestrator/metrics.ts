@@ -39,7 +39,7 @@ export function createOrchestratorMetrics(registry: Registry) {
     }),
     attemptOutcomes: new Counter({
       name: 'payment_attempt_outcomes_total',
-      help: 'Attempt outcomes applied, by gateway and outcome (success, failure, timeout)',
+      help: 'Attempt outcomes applied, by gateway and outcome (success, retryable, final, timeout)',
       labelNames: ['gateway', 'outcome'],
       registers: [registry],
     }),

@@ -10,21 +10,24 @@ describe('bad payment requests', () => {
   afterAll(() => stack?.stop());
 
   const { type: _type, ...withoutType } = deposit();
-  const cases: Array<[string, unknown, number, string]> = [
-    ['a field is missing', withoutType, 400, 'type'],
-    ['the amount is a JSON number', deposit({ amount: 100.5 }), 400, 'amount'],
-    ['the amount is a decimal string', deposit({ amount: '100.50' }), 400, 'amount'],
-    ['the amount is negative', deposit({ amount: '-100' }), 400, 'amount'],
-    ['the amount is zero', deposit({ amount: '0' }), 400, 'amount'],
-    ['the currency is unknown', deposit({ currency: 'XYZ' }), 400, 'currency'],
-    ['the type is unknown', deposit({ type: 'transfer' }), 400, 'type'],
-    ['an unknown field is sent', deposit({ amout: '1' }), 400, 'amout'],
-    ['the body is malformed JSON', '{"type": "deposit",', 400, 'body'],
-    ['the body is oversized', deposit({ accountId: 'x'.repeat(20_000) }), 413, 'body'],
-    ['no gateway serves the region', deposit({ region: 'APAC' }), 422, 'region'],
+  const cases: Array<[string, number, string, unknown]> = [
+    ['a field is missing', 400, 'type', withoutType],
+    ['the amount is a JSON number', 400, 'amount', deposit({ amount: 100.5 })],
+    ['the amount is a decimal string', 400, 'amount', deposit({ amount: '100.50' })],
+    ['the amount is negative', 400, 'amount', deposit({ amount: '-100' })],
+    ['the amount is zero', 400, 'amount', deposit({ amount: '0' })],
+    ['the currency is unknown', 400, 'currency', deposit({ currency: 'XYZ' })],
+    ['the type is unknown', 400, 'type', deposit({ type: 'transfer' })],
+    ['an unknown field is sent', 400, 'amout', deposit({ amout: '1' })],
+    ['the body is malformed JSON', 400, 'body', '{"type": "deposit",'],
+    ['the body is oversized', 413, 'body', deposit({ accountId: 'x'.repeat(20_000) })],
+    ['the amount is below the currency minimum', 400, 'amount', deposit({ amount: '99' })],
+    ['the amount is above the currency maximum', 400, 'amount', deposit({ amount: '100000001' })],
+    ['the account id is too long', 400, 'accountId', deposit({ accountId: 'a'.repeat(65) })],
+    ['no gateway serves the region', 422, 'region', deposit({ region: 'APAC' })],
   ];
 
-  test.each(cases)('When %s, then it answers %i naming %s', async (_case, body, status, field) => {
+  test.each(cases)('When %s, then it answers %i naming %s', async (_case, status, field, body) => {
     const response = await postPayment(stack.baseUrl, body);
     expect(response.status).toBe(status);
     expect(response.body).toEqual({ error: { code: expect.any(String), message: expect.any(String), field } });

@@ -6,7 +6,7 @@ import type { Payment } from '../orchestrator/state/payment';
 import type { SandboxSettings } from '../gateways/sandbox';
 import { gatewayHealthChanged, type GatewayHealthChanged } from '../topics/schemas';
 import { messageCount } from './support/inspect';
-import { testLogger } from './support/env';
+import { testLogger, fetchApi } from './support/env';
 import { deposit, postPayment, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
 
 // Selection walks the rules sorted by gateway id; with `random` pinned to 0 the
@@ -20,7 +20,7 @@ const firstEligible = () => 0;
 type PaymentView = Omit<Payment, 'statusSequence'>;
 
 async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetch(`${baseUrl}/v1/payments/${id}`);
+  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
   expect(response.status).toBe(200);
   return (await response.json()) as PaymentView;
 }
@@ -104,7 +104,7 @@ async function tripBreaker(
 }
 
 const routingOpen = (baseUrl: string) => async () =>
-  breakerOf(FLAKY, 'open')((await (await fetch(`${baseUrl}/v1/routing`)).json()) as { gateways: Array<{ gatewayId: string; breaker: string }> });
+  breakerOf(FLAKY, 'open')((await (await fetchApi(`${baseUrl}/v1/routing`)).json()) as { gateways: Array<{ gatewayId: string; breaker: string }> });
 
 describe('a gateway that keeps failing technically', () => {
   let stack: TestStack;
@@ -142,7 +142,7 @@ describe('a gateway that keeps failing technically', () => {
     expect(metrics).toMatch(/^gateway_breaker_state\{gateway="flaky"[^}]*\} 2$/m);
     expect(metrics).toMatch(/^gateway_breaker_state\{gateway="steady"[^}]*\} 0$/m);
 
-    const instance = ((await (await fetch(`${stack.baseUrl}/v1/routing`)).json()) as { instance: string }).instance;
+    const instance = ((await (await fetchApi(`${stack.baseUrl}/v1/routing`)).json()) as { instance: string }).instance;
     const opened = await health.until((event) => event.gatewayId === FLAKY && event.breaker === 'open');
     expect(opened).toMatchObject({ type: 'gateway.health', gatewayId: FLAKY, breaker: 'open', reportedBy: instance });
 
@@ -319,7 +319,7 @@ describe('two orchestrator instances', () => {
     await untilRouting(otherUrl, breakerOf(FLAKY, 'open'), 1_000);
     expect(Date.now() - openedAt).toBeLessThan(1_000);
 
-    const first = ((await (await fetch(`${stack.baseUrl}/v1/routing`)).json()) as { instance: string }).instance;
+    const first = ((await (await fetchApi(`${stack.baseUrl}/v1/routing`)).json()) as { instance: string }).instance;
     await health.until((event) => event.gatewayId === FLAKY && event.breaker === 'open');
     expect(health.events.map((event) => [event.gatewayId, event.breaker, event.reportedBy])).toEqual([[FLAKY, 'open', first]]);
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fetchApi } from './support/env';
 import type { SandboxSettings } from '../gateways/sandbox';
 import { checkPaymentInvariants } from './support/invariants';
 import { deposit, getPayment, postPayment, rule, startTestStack, untilMetrics, untilPayment, watchStatuses, type TestStack } from './support/stack';
@@ -164,7 +165,7 @@ describe('withdrawal timeouts (cancel first)', () => {
     expect(flagged).toMatchObject({ status: 'PENDING', review: { reason: 'cancel-unconfirmed' } });
     expect(flagged.attempts.map((attempt) => [attempt.gatewayId, attempt.status])).toEqual([['first', 'cancelling']]);
 
-    const reviews = (await (await fetch(`${run.stack.baseUrl}/v1/reviews`)).json()) as { payments: Array<{ id: string }> };
+    const reviews = (await (await fetchApi(`${run.stack.baseUrl}/v1/reviews`)).json()) as { payments: Array<{ id: string }> };
     expect(reviews.payments.map((payment) => payment.id)).toEqual([id]);
     const metrics = await (await fetch(`${run.stack.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/payments_flagged_for_review_total\{gateway="first",service="orchestrator"\} 1/);

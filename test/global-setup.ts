@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startLocalKafka } from '../scripts/kafka-local';
+import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 
 /**
  * Finds a Kafka broker for the test run, in this order: KAFKA_BROKERS if set;
@@ -16,6 +17,11 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEST_RUN_ID = randomUUID().slice(0, 8);
   process.env.TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   process.env.TEST_KAFKA_BROKERS = await findKafka();
+  // A token with every scope, as the services in tests use the development key.
+  process.env.TEST_TOKEN = await mintToken({ secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' }, 'test-suite', [
+    'payments:write',
+    'payments:read',
+  ]);
 }
 
 async function findKafka(): Promise<string> {
@@ -28,7 +34,10 @@ async function findKafka(): Promise<string> {
   const started = Date.now();
   const kafka = await startLocalKafka({ port, controllerPort, dataDir, quiet: true });
   process.stderr.write(`\ntest Kafka: local Apache Kafka on ${kafka.brokers} (ready in ${Date.now() - started} ms)\n`);
-  testGlobals.stop = kafka.stop;
+  testGlobals.stop = async () => {
+    await kafka.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   return kafka.brokers;
 }
 

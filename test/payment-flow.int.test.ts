@@ -1,4 +1,5 @@
 import { deposit, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
+import { fetchApi } from './support/env';
 
 describe('one payment end to end on real Kafka and Redis', () => {
   let stack: TestStack;
@@ -20,7 +21,7 @@ describe('one payment end to end on real Kafka and Redis', () => {
   });
 
   const getPayment = async (id: string) => {
-    const response = await fetch(`${stack.baseUrl}/v1/payments/${id}`);
+    const response = await fetchApi(`${stack.baseUrl}/v1/payments/${id}`);
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
 

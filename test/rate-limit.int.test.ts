@@ -1,7 +1,7 @@
 import { loadOrchestratorConfig } from '../orchestrator/config';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/main';
 import type { Payment } from '../orchestrator/state/payment';
-import { testLogger } from './support/env';
+import { testLogger, fetchApi } from './support/env';
 import { deposit, postPayment, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
 
 // Selection walks the rules sorted by gateway id; with `random` pinned to 0 the
@@ -16,7 +16,7 @@ const firstEligible = () => 0;
 type PaymentView = Omit<Payment, 'statusSequence'>;
 
 async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetch(`${baseUrl}/v1/payments/${id}`);
+  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
   expect(response.status).toBe(200);
   return (await response.json()) as PaymentView;
 }

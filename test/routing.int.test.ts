@@ -1,4 +1,5 @@
 import { deposit, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
+import { fetchApi } from './support/env';
 
 describe('routing by region and weight', () => {
   let stack: TestStack;
@@ -7,8 +8,9 @@ describe('routing by region and weight', () => {
   beforeAll(async () => {
     stack = await startTestStack({
       rules: [
-        rule('heavy', { regions: ['EU'], weight: 3 }),
-        rule('light', { regions: ['EU'], weight: 1 }),
+        // A long timeout keeps health weighting out of this test: a loaded machine's latency must not move the split.
+        rule('heavy', { regions: ['EU'], weight: 3, timeoutMs: 60_000 }),
+        rule('light', { regions: ['EU'], weight: 1, timeoutMs: 60_000 }),
         rule('americas', { regions: ['US'], weight: 5 }),
       ],
     });
@@ -45,7 +47,7 @@ describe('routing by region and weight', () => {
     const [terminal] = await statuses.untilTerminal([String(accepted.body.id)]);
     expect(terminal?.gatewayId).toBe('americas');
 
-    const payment = (await (await fetch(`${stack.baseUrl}/v1/payments/${String(accepted.body.id)}`)).json()) as {
+    const payment = (await (await fetchApi(`${stack.baseUrl}/v1/payments/${String(accepted.body.id)}`)).json()) as {
       attempts: Array<{ routing: unknown }>;
     };
     expect(payment.attempts[0]?.routing).toEqual({

@@ -4,7 +4,7 @@ import { loadOrchestratorConfig } from '../orchestrator/config';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/main';
 import type { Payment } from '../orchestrator/state/payment';
 import { deadLetter, type DeadLetter, type GatewayRule } from '../topics/schemas';
-import { testLogger } from './support/env';
+import { testLogger, fetchApi } from './support/env';
 import { deposit, postPayment, publishRules, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
 
 const ALPHA = 'alpha';
@@ -14,7 +14,7 @@ type PaymentView = Omit<Payment, 'statusSequence'>;
 type Statuses = Awaited<ReturnType<typeof watchStatuses>>;
 
 async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetch(`${baseUrl}/v1/payments/${id}`);
+  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
   expect(response.status).toBe(200);
   return (await response.json()) as PaymentView;
 }
@@ -294,7 +294,7 @@ describe('an orchestrator instance started after rule changes', () => {
 
     late = await startOrchestrator(loadOrchestratorConfig({ ...stack.env, INSTANCE_ID: 'late' }), { logger: testLogger('orchestrator-late') });
     // It serves only once caught up, so its very first view already matches.
-    const rebuilt = (await (await fetch(`http://127.0.0.1:${late.port}/v1/routing`)).json()) as { instance: string; rulesVersion: string; gateways: unknown };
+    const rebuilt = (await (await fetchApi(`http://127.0.0.1:${late.port}/v1/routing`)).json()) as { instance: string; rulesVersion: string; gateways: unknown };
     expect(rebuilt.instance).toBe('late');
     expect({ rulesVersion: rebuilt.rulesVersion, gateways: rebuilt.gateways }).toEqual({ rulesVersion: current.rulesVersion, gateways: current.gateways });
   });

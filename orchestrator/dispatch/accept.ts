@@ -38,15 +38,25 @@ export function createAcceptPayment({ store, router, effects: effectsOf, outbox,
   return async function acceptPayment(request: PaymentRequest, idempotencyKey: string): Promise<{ payment: Payment; replayed: boolean }> {
     const hash = requestHash(request);
     const now = clock();
-    const { payment, effects } = await decideWithinBudget(
-      router,
-      () => {
-        const routing = router.route(request, new Set());
-        if (routing.chosen === null) throw refusal(request, routing.excluded);
-        return createPayment({ id: newId(), ...request }, { ...routing, chosen: routing.chosen }, randomUUID(), router.timeoutMsOf(routing.chosen), now);
-      },
-      (created) => created.effects,
-    );
+    let decided: ReturnType<typeof createPayment>;
+    try {
+      decided = await decideWithinBudget(
+        router,
+        () => {
+          const routing = router.route(request, new Set());
+          if (routing.chosen === null) throw refusal(request, routing.excluded);
+          return createPayment({ id: newId(), ...request }, { ...routing, chosen: routing.chosen }, randomUUID(), router.timeoutMsOf(routing.chosen), now);
+        },
+        (created) => created.effects,
+      );
+    } catch (error) {
+      // Routing is decided before the key is looked up (that costs nothing on the usual path);
+      // a repeated request must still get its payment when no gateway is usable now.
+      const earlier = error instanceof AppError ? await store.findIdempotent(idempotencyKey) : undefined;
+      if (!earlier) throw error;
+      return { payment: await replay(earlier.paymentId, earlier.requestHash), replayed: true };
+    }
+    const { payment, effects } = decided;
     const created = await store.create(payment, idempotencyKey, hash, effectsOf.messagesFor(payment, effects));
     if (!created.created) return { payment: await replay(created.paymentId, created.requestHash), replayed: true };
 

@@ -35,14 +35,19 @@ export function createHealthWeights(settings: HealthWeightSettings = DEFAULT_HEA
     return Math.max(settings.floor, success * latency);
   };
   return {
-    /** Records one outcome: `ok` false for timeouts and technical failures; latency in ms. */
-    observe(gatewayId: string, ok: boolean, latencyMs: number): void {
-      // A gateway starts out presumed healthy, so one early timeout does not drop it to the floor.
-      const current = health.get(gatewayId) ?? { successRate: 1, latencyMs, observations: 0 };
+    /**
+     * Records one outcome: `ok` false for timeouts and technical failures;
+     * latency in ms of an answer. A timeout has no latency to give (it is
+     * counted in the success rate), so a first timeout does not make a gateway
+     * look as slow as its timeout.
+     */
+    observe(gatewayId: string, ok: boolean, latencyMs?: number): void {
+      // A gateway starts out presumed healthy (all successes), so one early failure does not drop it to the floor.
+      const current = health.get(gatewayId) ?? { successRate: 1, latencyMs: latencyMs ?? 0, observations: 0 };
       health.set(gatewayId, current);
       const { alpha } = settings;
       current.successRate = current.successRate * (1 - alpha) + (ok ? 1 : 0) * alpha;
-      current.latencyMs = current.latencyMs * (1 - alpha) + latencyMs * alpha;
+      if (latencyMs !== undefined) current.latencyMs = current.latencyMs * (1 - alpha) + latencyMs * alpha;
       current.observations += 1;
     },
     factorOf,

@@ -80,7 +80,7 @@ function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt:
     const technicalFailure = outcome.kind === 'timeout' || (outcome.kind === 'failure' && classifyFailure(outcome.reasonCode) === 'retryable');
     // A late answer still says the gateway works (or not), so it feeds health; only the first timeout counts as one.
     breakers.record(gateway, technicalFailure ? 'technical-failure' : 'ok');
-    healthWeights.observe(gateway, !technicalFailure, latencyMs);
+    healthWeights.observe(gateway, !technicalFailure, outcome.kind === 'timeout' ? undefined : latencyMs);
     if (outcome.kind !== 'timeout') metrics.resultLatency.observe({ gateway }, latencyMs / 1000);
     metrics.attemptOutcomes.inc({ gateway, outcome: outcome.kind === 'failure' ? classifyFailure(outcome.reasonCode) : outcome.kind });
   }

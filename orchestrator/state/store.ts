@@ -10,6 +10,10 @@ import { openDeadlines, type Payment } from './payment';
  * - `review`         set of payment ids flagged for review (a withdrawal whose cancel was never confirmed)
  * - `outbox:{id}`    hash: field "{revision}:{index}" → a Kafka message (topic, key, value) not yet confirmed sent
  * - `outbox-pending` sorted set: payment ids with an outbox, score = when it is due for the relay
+ * - `account:{accountId}` and `account:{accountId}:{status}`: sorted sets (all scores 0) of
+ *   "{13-digit inverted created-at ms}:{payment id}", so lexical order is newest first and a
+ *   page after a cursor costs the same whichever page it is
+ * - channel `{prefix}terminal`: a message with the payment id when a payment becomes terminal
  *
  * A state change and the messages it must send are written in one script:
  * the transactional outbox. Messages are sent right after, and deleted once
@@ -25,19 +29,23 @@ local function write_outbox(outbox_key, pending_key, id, due, entries)
 end
 `;
 
-// KEYS: idem, payment, deadlines, outbox, outbox-pending. ARGV: idem value, ttl, doc, JSON change.
+// KEYS: idem, payment, deadlines, outbox, outbox-pending, account index, account status index.
+// ARGV: idem value, ttl, doc, JSON change.
 const CREATE = `${WRITE_OUTBOX}
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('HSET', KEYS[2], 'v', 1, 'doc', ARGV[3])
 local change = cjson.decode(ARGV[4])
+redis.call('ZADD', KEYS[6], 0, change.indexMember)
+redis.call('ZADD', KEYS[7], 0, change.indexMember)
 for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[3], 'NX', pair[1], pair[2]) end
 write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
 return false
 `;
 
-// KEYS: payment, deadlines, review, outbox, outbox-pending. ARGV: expected revision, new doc, JSON change.
+// KEYS: payment, deadlines, review, outbox, outbox-pending, account status index before, after.
+// ARGV: expected revision, new doc, JSON change, terminal channel.
 const UPDATE = `${WRITE_OUTBOX}
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
@@ -47,6 +55,11 @@ for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[2], pair[1], pair[2
 if change.review == 'add' then redis.call('SADD', KEYS[3], change.id) end
 if change.review == 'remove' then redis.call('SREM', KEYS[3], change.id) end
 write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
+if KEYS[6] ~= KEYS[7] then
+  redis.call('ZREM', KEYS[6], change.indexMember)
+  redis.call('ZADD', KEYS[7], 0, change.indexMember)
+end
+if change.terminal then redis.call('PUBLISH', ARGV[4], change.id) end
 return 1
 `;
 
@@ -76,8 +89,8 @@ interface Scripts {
 function withScripts(redis: Redis): Redis & Scripts {
   const scripted = redis as Redis & Partial<Scripts>;
   if (!scripted.pgoCreate) {
-    redis.defineCommand('pgoCreate', { numberOfKeys: 5, lua: CREATE });
-    redis.defineCommand('pgoUpdate', { numberOfKeys: 5, lua: UPDATE });
+    redis.defineCommand('pgoCreate', { numberOfKeys: 7, lua: CREATE });
+    redis.defineCommand('pgoUpdate', { numberOfKeys: 7, lua: UPDATE });
     redis.defineCommand('pgoClaim', { numberOfKeys: 1, lua: CLAIM });
     redis.defineCommand('pgoClearOutbox', { numberOfKeys: 2, lua: CLEAR_OUTBOX });
   }
@@ -97,6 +110,18 @@ export interface Outbox {
 }
 
 export type CreateResult = { created: true; outbox: Outbox } | { created: false; paymentId: string; requestHash: string };
+
+/** Position of a payment in its account's indexes: newest first in lexical order, unique by id. */
+const indexMember = (payment: Payment) => `${String(9_999_999_999_999 - Date.parse(payment.createdAt)).padStart(13, '0')}:${payment.id}`;
+const accountIndex = (accountId: string, status?: string) => (status ? `account:${accountId}:${status}` : `account:${accountId}`);
+
+export interface PageQuery {
+  accountId: string;
+  status?: Payment['status'];
+  limit: number;
+  /** The index member of the last payment of the previous page. */
+  after?: string;
+}
 
 const deadlineMember = (paymentId: string, attemptId: string) => `${paymentId}|${attemptId}`;
 const deadlinePairs = (payment: Payment): Array<[number, string]> =>
@@ -119,6 +144,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
   const redis = withScripts(connection);
   const entriesOf = (outbox: Outbox) => outbox.fields.map((field, index) => [field, JSON.stringify(outbox.messages[index])]);
   const due = () => clock().getTime() + outboxGraceMs;
+  // Channels are not prefixed by ioredis, so the prefix is added here to keep stacks apart.
+  const terminalChannel = `${connection.options.keyPrefix ?? ''}terminal`;
 
   const get = async (paymentId: string): Promise<StoredPayment | undefined> => {
     const [revision, doc] = await redis.hmget(`payment:${paymentId}`, 'v', 'doc');
@@ -136,13 +163,15 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
      */
     async create(payment: Payment, idempotencyKey: string, requestHash: string, messages: TopicMessage[]): Promise<CreateResult> {
       const outbox = outboxOf(payment.id, 1, messages);
-      const change = { id: payment.id, add: deadlinePairs(payment), due: due(), outbox: entriesOf(outbox) };
+      const change = { id: payment.id, add: deadlinePairs(payment), due: due(), outbox: entriesOf(outbox), indexMember: indexMember(payment) };
       const existing = await redis.pgoCreate(
         `idem:${idempotencyKey}`,
         `payment:${payment.id}`,
         'deadlines',
         `outbox:${payment.id}`,
         'outbox-pending',
+        accountIndex(payment.accountId),
+        accountIndex(payment.accountId, payment.status),
         `${payment.id}|${requestHash}`,
         String(idempotencyTtlSeconds),
         JSON.stringify(payment),
@@ -176,6 +205,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
         due: due(),
         outbox: entriesOf(outbox),
+        indexMember: indexMember(next),
+        terminal: next.status !== 'PENDING' && previous.payment.status === 'PENDING',
       };
       const applied = await redis.pgoUpdate(
         `payment:${next.id}`,
@@ -183,11 +214,22 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         'review',
         `outbox:${next.id}`,
         'outbox-pending',
+        accountIndex(next.accountId, previous.payment.status),
+        accountIndex(next.accountId, next.status),
         previous.revision,
         JSON.stringify(next),
         JSON.stringify(change),
+        terminalChannel,
       );
       return applied === 1 ? outbox : undefined;
+    },
+
+    /** The payment an Idempotency-Key was first used for, if it has not expired. */
+    async findIdempotent(idempotencyKey: string): Promise<{ paymentId: string; requestHash: string } | undefined> {
+      const value = await redis.get(`idem:${idempotencyKey}`);
+      if (!value) return undefined;
+      const [paymentId = '', requestHash = ''] = value.split('|');
+      return { paymentId, requestHash };
     },
 
     /** Forgets outbox messages Kafka has acknowledged. */
@@ -206,6 +248,17 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         claimed.push({ paymentId, fields: entries.map(([field]) => field), messages: entries.map(([, json]) => JSON.parse(json) as TopicMessage) });
       }
       return claimed;
+    },
+
+    terminalChannel,
+
+    /** One page of an account's payments, newest first, after the cursor; `hasMore` says whether another page exists. */
+    async page(query: PageQuery): Promise<{ payments: Payment[]; last?: string; hasMore: boolean }> {
+      const members = await redis.zrangebylex(accountIndex(query.accountId, query.status), query.after ? `(${query.after}` : '-', '+', 'LIMIT', 0, query.limit + 1);
+      const shown = members.slice(0, query.limit);
+      const docs = shown.length === 0 ? [] : await redis.pipeline(shown.map((member) => ['hget', `payment:${member.slice(member.indexOf(':') + 1)}`, 'doc'])).exec();
+      const payments = (docs ?? []).flatMap(([, doc]) => (typeof doc === 'string' ? [JSON.parse(doc) as Payment] : []));
+      return { payments, hasMore: members.length > query.limit, ...(shown.length > 0 ? { last: shown.at(-1) } : {}) };
     },
 
     /** Payments flagged for review, with their current state. */

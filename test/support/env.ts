@@ -24,3 +24,15 @@ export function isolatedNamespace() {
 
 /** Quiet unless TEST_LOG_LEVEL asks for more. */
 export const testLogger = (name: string) => createLogger(name, process.env.TEST_LOG_LEVEL ?? 'silent');
+
+/** Authorization header with every scope (minted by global-setup with the development key). */
+export function authHeaders(): Record<string, string> {
+  const token = process.env.TEST_TOKEN;
+  if (!token) throw new Error('TEST_TOKEN missing: run the tests through jest (global-setup)');
+  return { authorization: `Bearer ${token}` };
+}
+
+/** fetch() with the test token: for the authenticated API routes. */
+export function fetchApi(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...authHeaders(), ...(init.headers as Record<string, string> | undefined) } });
+}

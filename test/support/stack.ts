@@ -9,7 +9,7 @@ import { startOrchestrator, type OrchestratorOverrides, type RunningOrchestrator
 import { loadOrchestratorConfig } from '../../orchestrator/config';
 import { loadGatewayConfig } from '../../gateways/config';
 import type { Payment } from '../../orchestrator/state/payment';
-import { isolatedNamespace, testLogger } from './env';
+import { isolatedNamespace, testLogger, fetchApi } from './env';
 
 export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
   gatewayId,
@@ -138,7 +138,7 @@ interface RoutingView {
 export async function untilRouting(baseUrl: string, ready: (view: RoutingView) => boolean, timeoutMs = 10_000): Promise<RoutingView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const view = (await (await fetch(`${baseUrl}/v1/routing`)).json()) as RoutingView;
+    const view = (await (await fetchApi(`${baseUrl}/v1/routing`)).json()) as RoutingView;
     if (ready(view)) return view;
     if (Date.now() > deadline) throw new Error(`routing view not as expected after ${timeoutMs} ms: ${JSON.stringify(view)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -147,7 +147,7 @@ export async function untilRouting(baseUrl: string, ready: (view: RoutingView) =
 
 /** Reads a payment through the API. */
 export async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetch(`${baseUrl}/v1/payments/${id}`);
+  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
   if (response.status !== 200) throw new Error(`GET payment ${id}: ${response.status}`);
   return (await response.json()) as PaymentView;
 }
@@ -182,7 +182,7 @@ export async function postPayment(
   body: unknown,
   headers: Record<string, string> = { 'Idempotency-Key': crypto.randomUUID() },
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${baseUrl}/v1/payments`, {
+  const response = await fetchApi(`${baseUrl}/v1/payments`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),

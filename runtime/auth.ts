@@ -1,0 +1,78 @@
+import type { RequestHandler } from 'express';
+import { jwtVerify, SignJWT, errors } from 'jose';
+import { z } from 'zod';
+import { AppError } from './errors';
+
+/**
+ * The signing key the local stack and the tests use. It is public (it is in
+ * this repository), so production mode refuses to start with it.
+ */
+export const DEVELOPMENT_SIGNING_KEY = 'development-only-key-never-use-in-production-0123456789';
+
+/** Configuration every service that checks tokens understands. */
+export const authEnv = {
+  /** `production` refuses the development signing key. */
+  APP_ENV: z.enum(['development', 'production']).default('development'),
+  /** HMAC key (HS256) that signs bearer tokens; at least 32 characters. */
+  AUTH_JWT_SECRET: z.string().min(32, 'at least 32 characters').default(DEVELOPMENT_SIGNING_KEY),
+  AUTH_JWT_ISSUER: z.string().min(1).default('payment-orchestrator'),
+};
+
+/** Refines a config schema that spreads `authEnv`: production must bring its own key. */
+export const refuseDevelopmentKeyInProduction = <T extends { APP_ENV: string; AUTH_JWT_SECRET: string }>(config: T, ctx: z.RefinementCtx) => {
+  if (config.APP_ENV === 'production' && config.AUTH_JWT_SECRET === DEVELOPMENT_SIGNING_KEY) {
+    ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: 'production mode needs its own signing key, not the development one' });
+  }
+};
+
+export interface Principal {
+  subject: string;
+  scopes: ReadonlySet<string>;
+}
+
+export interface TokenSettings {
+  secret: string;
+  issuer: string;
+}
+
+const encode = (secret: string) => new TextEncoder().encode(secret);
+
+/** Signs a token with the given scopes (space-separated in the `scope` claim, as in OAuth 2). */
+export function mintToken(settings: TokenSettings, subject: string, scopes: readonly string[], expiresIn = '12h'): Promise<string> {
+  return new SignJWT({ scope: scopes.join(' ') })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(subject)
+    .setIssuer(settings.issuer)
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(encode(settings.secret));
+}
+
+export type TokenVerifier = (authorization: string | undefined) => Promise<Principal>;
+
+/** Checks a bearer token's signature, issuer and expiry; anything wrong is a 401. */
+export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
+  const key = encode(settings.secret);
+  return async (authorization) => {
+    const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
+    if (!token) throw new AppError(401, 'unauthorized', 'a bearer token is required', 'Authorization');
+    try {
+      const { payload } = await jwtVerify(token, key, { issuer: settings.issuer, algorithms: ['HS256'] });
+      const scope = typeof payload.scope === 'string' ? payload.scope : '';
+      return { subject: payload.sub ?? 'unknown', scopes: new Set(scope.split(' ').filter(Boolean)) };
+    } catch (error) {
+      const why = error instanceof errors.JWTExpired ? 'the token has expired' : 'the token is not valid';
+      throw new AppError(401, 'unauthorized', why, 'Authorization');
+    }
+  };
+}
+
+/** Lets a request through only with a valid token carrying `scope`; 401 or 403 otherwise, before any work. */
+export function requireScope(verify: TokenVerifier, scope: string): RequestHandler {
+  return async (req, res, next) => {
+    const principal = await verify(req.get('Authorization'));
+    if (!principal.scopes.has(scope)) throw new AppError(403, 'forbidden', `this operation needs the ${scope} scope`, 'Authorization');
+    res.locals.principal = principal;
+    next();
+  };
+}
