@@ -9,6 +9,7 @@ import { createMetricsRegistry } from '../runtime/metrics';
 import { createRedis } from '../runtime/redis';
 import { topicNames } from '../topics/names';
 import { gatewayHealthChanged, resultMessage, ruleChanged, type GatewayHealthChanged } from '../topics/schemas';
+import { openApiRoutes } from './api/openapi';
 import { paymentRoutes } from './api/payments';
 import { createTerminalWaits } from './api/terminal-waits';
 import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
@@ -168,7 +169,8 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
         isReady: () => redis.status === 'ready' && results.isHealthy() && rules.isHealthy() && health.isHealthy(),
         isDraining: () => lifecycle.isStopping,
       },
-      (routes) =>
+      (routes) => {
+        openApiRoutes(routes);
         paymentRoutes(routes, {
           acceptPayment,
           store,
@@ -184,7 +186,8 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
               effectiveWeight: healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs),
             })),
           }),
-        }),
+        });
+      },
     );
     const server = await listen(app, config.PORT);
     // Registered last so it stops first: no new HTTP work while the rest drains.
