@@ -18,6 +18,7 @@ COPY runtime ./runtime
 COPY topics ./topics
 COPY orchestrator ./orchestrator
 COPY gateways ./gateways
+COPY backoffice ./backoffice
 
 USER node
 CMD ["node_modules/.bin/tsx", "orchestrator/main.ts"]

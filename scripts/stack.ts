@@ -26,6 +26,7 @@ const ROOT = path.resolve(__dirname, '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 const LOCAL_KAFKA_PORT = 9092;
 export const ORCHESTRATOR_PORT = 8080;
+export const BACKOFFICE_PORT = 8081;
 export const FIRST_GATEWAY_PORT = 8090;
 const READY_TIMEOUT_MS = 90_000;
 /** Longer than the services' own SHUTDOWN_GRACE_MS (15 s), then SIGKILL. */
@@ -43,6 +44,7 @@ export interface ServiceSpec {
 export function serviceSpecs(gatewayIds: readonly string[]): ServiceSpec[] {
   return [
     { name: 'orchestrator', script: 'orchestrator/main.ts', port: ORCHESTRATOR_PORT, env: { PORT: String(ORCHESTRATOR_PORT) } },
+    { name: 'backoffice', script: 'backoffice/main.ts', port: BACKOFFICE_PORT, env: { PORT: String(BACKOFFICE_PORT) } },
     ...gatewayIds.map((id, index) => {
       const port = FIRST_GATEWAY_PORT + index;
       // A little latency makes the sandbox PSPs look like remote services.
@@ -284,21 +286,23 @@ async function stopAll({ services, ownsBroker }: Started): Promise<void> {
 }
 
 function printBanner(services: Service[], notes: string[], elapsedMs: number): void {
-  const gateways = services.filter((service) => service.name !== 'orchestrator');
+  const gateways = services.filter((service) => service.name.startsWith('gateway-'));
   const api = `localhost:${ORCHESTRATOR_PORT}/v1/payments`;
   const body = '{"type":"deposit","accountId":"acc-42","amount":"10000","currency":"EUR","region":"EU"}';
   const lines = [
     '',
     `Stack ready in ${(elapsedMs / 1000).toFixed(1)} s. Logs: the prefixed JSON lines on this terminal.`,
-    `  orchestrator     http://${api}   (and /readyz, /metrics)`,
+    `  orchestrator     http://${api}   (and /docs, /readyz, /metrics)`,
+    `  backoffice       http://localhost:${BACKOFFICE_PORT}/v1/gateways   (rules API)`,
     ...gateways.map((gateway) => `  ${gateway.name.padEnd(16)} http://localhost:${gateway.port}/sandbox   (chaos controls: GET/PUT)`),
     ...notes.map((note) => `  ${note}`),
     '',
-    'Send a first payment (answers 202 PENDING with its id):',
-    `  curl -s -X POST ${api} -H 'content-type: application/json' \\`,
+    'Get a token (development key), then send a first payment (answers 202 PENDING with its id):',
+    '  TOKEN=$(npm run -s token -- payments:write payments:read)',
+    `  curl -s -X POST ${api} -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
     `    -H "Idempotency-Key: $(node -p 'crypto.randomUUID()')" -d '${body}'`,
     'Read it back (SUCCESS once a gateway has answered):',
-    `  curl -s ${api}/<id>`,
+    `  curl -s -H "Authorization: Bearer $TOKEN" ${api}/<id>`,
     '',
     'Ctrl-C stops everything started here.',
     '',

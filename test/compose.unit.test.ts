@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { backofficeEnvKeys, loadBackofficeConfig } from '../backoffice/config';
 import { gatewayEnvKeys, loadGatewayConfig } from '../gateways/config';
 import { loadOrchestratorConfig, orchestratorEnvKeys } from '../orchestrator/config';
 import { readRulesFile } from '../orchestrator/routing/rules';
@@ -47,6 +48,7 @@ const commandOf = (service: ComposeService) => [service.command ?? []].flat().jo
 const programs = [
   { script: 'orchestrator/main.ts', keys: orchestratorEnvKeys, load: loadOrchestratorConfig },
   { script: 'gateways/main.ts', keys: gatewayEnvKeys, load: loadGatewayConfig },
+  { script: 'backoffice/main.ts', keys: backofficeEnvKeys, load: loadBackofficeConfig },
   { script: 'topics/create-cli.ts', keys: topicsCliEnvKeys, load: loadTopicsCliConfig },
 ];
 const programOf = (service: ComposeService) => programs.find((program) => commandOf(service).includes(program.script));

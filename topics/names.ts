@@ -31,6 +31,8 @@ export function topicNames(prefix = '') {
     gatewayHealth: `${prefix}gateway.health`,
     /** Messages a consumer could not accept. */
     deadLetter: `${prefix}deadletter`,
+    /** Every rule change with who, before and after, keyed by gateway id; not compacted, so the trail stays. */
+    audit: `${prefix}backoffice.audit`,
   };
 }
 export type TopicNames = ReturnType<typeof topicNames>;
@@ -49,5 +51,7 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[]): Topic
     { topic: names.rules, numPartitions: 1, configEntries: compacted },
     { topic: names.gatewayHealth, numPartitions: 1, configEntries: compacted },
     { topic: names.deadLetter, numPartitions: 1, configEntries: retention(30) },
+    // One partition keeps the whole trail in order; rule changes are rare.
+    { topic: names.audit, numPartitions: 1, configEntries: retention(365) },
   ];
 }

@@ -143,3 +143,28 @@ export const deadLetter = envelope('dead.letter').extend({
   consumer: z.string(),
 });
 export type DeadLetter = z.infer<typeof deadLetter>;
+
+export const ruleAuditAction = z.enum(['created', 'updated', 'deleted', 'marked-unavailable', 'marked-available']);
+export type RuleAuditAction = z.infer<typeof ruleAuditAction>;
+
+/**
+ * Back office → audit: who changed which gateway's rule, when (`occurredAt`),
+ * what changed, the rule before and after (null when it did not exist or was
+ * removed) and the version the change produced. Published after the rule
+ * event itself has been acknowledged.
+ */
+export const ruleAudited = envelope('rule.audited').extend({
+  gatewayId: ids.gatewayId,
+  action: ruleAuditAction,
+  /** The subject of the bearer token that made the change. */
+  actor: z.string().min(1).max(100),
+  /** The top-level rule fields whose value differs between before and after. */
+  changedFields: z.array(z.string().max(40)).max(40),
+  before: gatewayRule.nullable(),
+  after: gatewayRule.nullable(),
+  /** The version after the change (for a removal: the version the removal used up). */
+  version: z.number().int().positive(),
+  /** Given when marking unavailable. */
+  reason: z.string().max(200).optional(),
+});
+export type RuleAudited = z.infer<typeof ruleAudited>;

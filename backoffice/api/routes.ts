@@ -1,0 +1,150 @@
+import type { Express, Request, Response } from 'express';
+import { z } from 'zod';
+import { requireScope, type Principal, type TokenVerifier } from '../../runtime/auth';
+import { AppError } from '../../runtime/errors';
+import { parseOr400 } from '../../runtime/http';
+import { ids } from '../../topics/envelope';
+import { gatewayRule } from '../../topics/schemas';
+import { regionWarnings, type RuleCommand, type RuleEntry } from '../rules/decide';
+import type { AuditTrail, HealthView, RuleView } from '../rules/view';
+import type { RuleWriter } from '../rules/writer';
+
+export const READ_SCOPE = 'rules:read';
+export const WRITE_SCOPE = 'rules:write';
+
+/** A rule as an operator sends it: every field of the rule contract except the id, which the path names. */
+export const ruleBody = gatewayRule
+  .omit({ gatewayId: true })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if (rule.minAmount !== undefined && rule.maxAmount !== undefined && BigInt(rule.minAmount) > BigInt(rule.maxAmount)) {
+      ctx.addIssue({ code: 'custom', path: ['maxAmount'], message: 'must not be below minAmount' });
+    }
+    if (rule.available && rule.unavailableReason !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['unavailableReason'], message: 'only an unavailable gateway has a reason' });
+    }
+  });
+
+export const unavailableBody = z.object({ reason: z.string().trim().min(1).max(200) }).strict();
+const availableBody = z.object({}).strict();
+
+/** A strong ETag carrying the version: `"3"`. */
+const ifMatch = z
+  .string()
+  .regex(/^"[1-9][0-9]{0,14}"$/, 'a version ETag such as "3", as GET returned it')
+  .transform((value) => Number(value.slice(1, -1)));
+const ifNoneMatch = z.literal('*', { error: 'only * is supported' });
+
+export interface BackofficeRouteDeps {
+  view: RuleView;
+  health: HealthView;
+  trail: AuditTrail;
+  write: RuleWriter;
+  verifyToken: TokenVerifier;
+}
+
+const etag = (version: number) => `"${version}"`;
+
+export function backofficeRoutes(app: Express, deps: BackofficeRouteDeps): void {
+  const canRead = requireScope(deps.verifyToken, READ_SCOPE);
+  const canWrite = requireScope(deps.verifyToken, WRITE_SCOPE);
+  const { view } = deps;
+
+  const gatewayView = (entry: RuleEntry) => {
+    const { gatewayId, ...rule } = entry.rule;
+    const health = deps.health.of(gatewayId);
+    return {
+      gatewayId,
+      version: entry.version,
+      available: rule.available,
+      ...(rule.unavailableReason === undefined ? {} : { unavailableReason: rule.unavailableReason }),
+      /** `unknown` until an orchestrator has reported this gateway's breaker. */
+      breaker: health?.breaker ?? 'unknown',
+      ...(health ? { breakerReportedBy: health.reportedBy, breakerChangedAt: health.occurredAt } : {}),
+      changedBy: entry.changedBy,
+      changedAt: entry.changedAt,
+      rule,
+    };
+  };
+  const gatewayIdOf = (req: Request<{ id: string }>) => parseOr400(ids.gatewayId, req.params.id, 'id');
+  const principalOf = (res: Response) => (res.locals.principal as Principal).subject;
+  const preconditions = (req: Request) => {
+    const match = req.get('If-Match');
+    return match === undefined ? {} : { ifMatch: parseOr400(ifMatch, match, 'If-Match') };
+  };
+
+  /** Runs a command and answers with the outcome: the gateway (with its ETag) and any warnings, or the refusal. */
+  const run = async (res: Response, command: RuleCommand) => {
+    const result = await deps.write(command, principalOf(res));
+    if (result.outcome === 'rejected') {
+      const current = view.get(command.gatewayId);
+      if (current) res.set('ETag', etag(current.version));
+      throw new AppError(result.status, result.code, result.message, result.field);
+    }
+    if (result.outcome === 'changed' && result.action === 'deleted') {
+      res.json({ gatewayId: command.gatewayId, deleted: true, version: result.version, warnings: result.warnings });
+      return;
+    }
+    const entry = result.entry;
+    if (!entry) throw new AppError(409, 'conflict', `gateway ${command.gatewayId} was removed by another writer meanwhile`);
+    const status = result.outcome === 'changed' && result.action === 'created' ? 201 : 200;
+    if (status === 201) res.location(`/v1/gateways/${entry.rule.gatewayId}`);
+    res.status(status).set('ETag', etag(entry.version)).json({ ...gatewayView(entry), warnings: result.warnings });
+  };
+
+  app.get('/v1/gateways', canRead, (_req, res) => {
+    const rules = view.rules();
+    res.json({ gateways: view.list().map(gatewayView), warnings: regionWarnings(rules, rules) });
+  });
+
+  app.get('/v1/gateways/:id', canRead, (req: Request<{ id: string }>, res) => {
+    const gatewayId = gatewayIdOf(req);
+    const entry = view.get(gatewayId);
+    if (!entry) throw new AppError(404, 'not_found', `no rule for gateway ${gatewayId}`, 'id');
+    res.set('ETag', etag(entry.version)).json(gatewayView(entry));
+  });
+
+  app.put('/v1/gateways/:id', canWrite, async (req: Request<{ id: string }>, res) => {
+    const gatewayId = gatewayIdOf(req);
+    const noneMatch = req.get('If-None-Match');
+    if (noneMatch !== undefined) parseOr400(ifNoneMatch, noneMatch, 'If-None-Match');
+    const body = parseOr400(ruleBody, req.body ?? {});
+    await run(res, { kind: 'put', gatewayId, body, ifNoneMatch: noneMatch !== undefined, ...preconditions(req) });
+  });
+
+  app.delete('/v1/gateways/:id', canWrite, async (req: Request<{ id: string }>, res) => {
+    await run(res, { kind: 'delete', gatewayId: gatewayIdOf(req), ...preconditions(req) });
+  });
+
+  app.post('/v1/gateways/:id/unavailable', canWrite, async (req: Request<{ id: string }>, res) => {
+    const gatewayId = gatewayIdOf(req);
+    const { reason } = parseOr400(unavailableBody, req.body ?? {});
+    await run(res, { kind: 'set-availability', gatewayId, available: false, reason, ...preconditions(req) });
+  });
+
+  app.post('/v1/gateways/:id/available', canWrite, async (req: Request<{ id: string }>, res) => {
+    const gatewayId = gatewayIdOf(req);
+    parseOr400(availableBody, req.body ?? {});
+    await run(res, { kind: 'set-availability', gatewayId, available: true, ...preconditions(req) });
+  });
+
+  app.get('/v1/gateways/:id/audit', canRead, (req: Request<{ id: string }>, res) => {
+    const gatewayId = gatewayIdOf(req);
+    const entries = deps.trail.of(gatewayId);
+    if (entries.length === 0 && !view.get(gatewayId)) throw new AppError(404, 'not_found', `no rule and no audit trail for gateway ${gatewayId}`, 'id');
+    res.json({
+      gatewayId,
+      entries: entries.map((event) => ({
+        at: event.occurredAt,
+        actor: event.actor,
+        action: event.action,
+        version: event.version,
+        changedFields: event.changedFields,
+        ...(event.reason === undefined ? {} : { reason: event.reason }),
+        before: event.before,
+        after: event.after,
+        eventId: event.eventId,
+      })),
+    });
+  });
+}

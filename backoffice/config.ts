@@ -1,0 +1,22 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { authEnv, refuseDevelopmentKeyInProduction } from '../runtime/auth';
+import { commonEnv, parseConfig, port, positiveInt } from '../runtime/config';
+
+const backofficeEnv = z.object({
+  ...commonEnv,
+  ...authEnv,
+  PORT: port(8081),
+  INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  SHUTDOWN_GRACE_MS: positiveInt(15_000),
+  /** How long a write waits to read its own rule event back from the topic before answering 504. */
+  WRITE_APPLY_TIMEOUT_MS: positiveInt(10_000),
+});
+
+export type BackofficeConfig = z.infer<typeof backofficeEnv>;
+
+/** Every variable this service reads. */
+export const backofficeEnvKeys = Object.keys(backofficeEnv.shape);
+
+export const loadBackofficeConfig = (env: Record<string, string | undefined>): BackofficeConfig =>
+  parseConfig(backofficeEnv.superRefine(refuseDevelopmentKeyInProduction), env);

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { Counter } from 'prom-client';
+import { createTokenVerifier } from '../runtime/auth';
+import { followCompactedTopic } from '../runtime/compacted';
+import { createHttpApp, listen } from '../runtime/http';
+import { createKafka, createPublisher, kafkaMetrics } from '../runtime/kafka';
+import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
+import { createLogger, type Logger } from '../runtime/logger';
+import { createMetricsRegistry } from '../runtime/metrics';
+
+import { topicNames } from '../topics/names';
+import { gatewayHealthChanged, ruleChanged, ruleAudited } from '../topics/schemas';
+import { backofficeRoutes } from './api/routes';
+import { loadBackofficeConfig, type BackofficeConfig } from './config';
+import { createAuditTrail, createHealthView, createRuleView } from './rules/view';
+import { createRuleWriter } from './rules/writer';
+
+/** What can be swapped in tests; production uses the defaults. */
+export interface BackofficeOverrides {
+  clock?: () => Date;
+  logger?: Logger;
+}
+
+export interface RunningBackoffice {
+  port: number;
+  stop: () => Promise<void>;
+}
+
+/**
+ * The composition root: follows the rule, health and audit topics until it
+ * has caught up with them, then serves the rules API.
+ */
+export async function startBackoffice(config: BackofficeConfig, overrides: BackofficeOverrides = {}): Promise<RunningBackoffice> {
+  const logger = overrides.logger ?? createLogger('backoffice', config.LOG_LEVEL, config.INSTANCE_ID);
+  const clock = overrides.clock ?? (() => new Date());
+  const lifecycle = new Lifecycle(logger);
+  const registry = createMetricsRegistry('backoffice');
+  const topics = topicNames(config.TOPIC_PREFIX);
+  const versionConflicts = new Counter({
+    name: 'backoffice_rule_version_conflicts_total',
+    help: 'Rule events that did not advance their gateway version: two writers based a change on the same version',
+    registers: [registry],
+  });
+
+  try {
+    const kafka = createKafka(config.KAFKA_BROKERS, `backoffice-${config.INSTANCE_ID}`, logger);
+    const kafkaCounters = kafkaMetrics(registry);
+    const publisher = await createPublisher(kafka, kafkaCounters);
+    lifecycle.add('kafka producer', () => publisher.producer.disconnect());
+    const follow = { kafka, publisher, deadLetterTopic: topics.deadLetter, metrics: kafkaCounters, logger };
+
+    const view = createRuleView();
+    const rules = await followCompactedTopic({
+      ...follow,
+      topic: topics.rules,
+      schema: ruleChanged,
+      name: `${config.TOPIC_PREFIX}backoffice-rules`,
+      apply: (gatewayId, event, offset) => {
+        if (!view.apply(gatewayId, event, offset)) {
+          versionConflicts.inc();
+          logger.critical({ gatewayId, version: event?.version, changedBy: event?.changedBy, offset }, 'rule event did not advance the version: concurrent writers');
+        }
+      },
+    });
+    lifecycle.add('rules follower', () => rules.consumer.disconnect());
+
+    const health = createHealthView();
+    const healthFollower = await followCompactedTopic({
+      ...follow,
+      topic: topics.gatewayHealth,
+      schema: gatewayHealthChanged,
+      name: `${config.TOPIC_PREFIX}backoffice-health`,
+      apply: (gatewayId, event) => health.apply(gatewayId, event),
+    });
+    lifecycle.add('health follower', () => healthFollower.consumer.disconnect());
+
+    // Not compacted, but read the same way: from the beginning on every start, caught up before serving.
+    const trail = createAuditTrail();
+    const audit = await followCompactedTopic({
+      ...follow,
+      topic: topics.audit,
+      schema: ruleAudited,
+      name: `${config.TOPIC_PREFIX}backoffice-audit`,
+      apply: (_gatewayId, event) => {
+        if (event === null) return;
+        trail.add(event);
+        view.noteVersion(event.gatewayId, event.version);
+      },
+    });
+    lifecycle.add('audit follower', () => audit.consumer.disconnect());
+    await Promise.all([rules.caughtUp, healthFollower.caughtUp, audit.caughtUp]);
+
+    const write = createRuleWriter({
+      producer: publisher.producer,
+      topics: { rules: topics.rules, audit: topics.audit },
+      view,
+      kafkaMetrics: kafkaCounters,
+      registry,
+      logger,
+      clock,
+      newId: randomUUID,
+      applyTimeoutMs: config.WRITE_APPLY_TIMEOUT_MS,
+    });
+
+    const app = createHttpApp(
+      {
+        logger,
+        registry,
+        isReady: () => rules.isHealthy() && healthFollower.isHealthy() && audit.isHealthy(),
+        isDraining: () => lifecycle.isStopping,
+      },
+      (routes) =>
+        backofficeRoutes(routes, {
+          view,
+          health,
+          trail,
+          write,
+          verifyToken: createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER }),
+        }),
+    );
+    const server = await listen(app, config.PORT);
+    // Registered last so it stops first: no new HTTP work while the rest drains.
+    lifecycle.add('http server', server.close);
+    logger.info({ port: server.port, gateways: view.list().map((entry) => entry.rule.gatewayId) }, 'back office started');
+    return { port: server.port, stop: () => lifecycle.stop() };
+  } catch (error) {
+    await lifecycle.stop();
+    throw error;
+  }
+}
+
+if (require.main === module) {
+  runMain(async () => {
+    const config = loadBackofficeConfig(process.env);
+    const logger = createLogger('backoffice', config.LOG_LEVEL, config.INSTANCE_ID);
+    const running = await startBackoffice(config, { logger });
+    exitOnSignals(running, logger, config.SHUTDOWN_GRACE_MS);
+  });
+}

@@ -1,0 +1,99 @@
+import type { RuleAudited } from '../../topics/schemas';
+import type { GatewayHealthChanged, GatewayRule, RuleChanged } from '../../topics/schemas';
+import type { RuleEntry } from './decide';
+
+/**
+ * The back office's view of the rule topic, rebuilt from it at start-up and
+ * kept current by following it, so its own writes and other writers' land
+ * here the same way. Each gateway's key always hashes to one partition, so the
+ * offset of the last event applied for a gateway tells whether a write of
+ * ours has been read back.
+ */
+export function createRuleView() {
+  const entries = new Map<string, RuleEntry>();
+  const lastVersions = new Map<string, number>();
+  const appliedOffsets = new Map<string, bigint>();
+  const waiters = new Set<{ gatewayId: string; offset: bigint; wake: () => void }>();
+
+  const noteVersion = (gatewayId: string, version: number) => {
+    lastVersions.set(gatewayId, Math.max(version, lastVersions.get(gatewayId) ?? 0));
+  };
+
+  return {
+    get: (gatewayId: string): RuleEntry | undefined => entries.get(gatewayId),
+    list: (): RuleEntry[] => [...entries.values()].sort((a, b) => a.rule.gatewayId.localeCompare(b.rule.gatewayId)),
+    rules: (): GatewayRule[] => [...entries.values()].map((entry) => entry.rule),
+    lastVersionOf: (gatewayId: string): number => lastVersions.get(gatewayId) ?? 0,
+    /** Versions seen elsewhere (the audit trail, our own removals), so a re-created gateway never reuses one. */
+    noteVersion,
+
+    /**
+     * Applies one rule event or tombstone read at `offset`. Returns false when
+     * the event does not advance the version: two writers based a change on
+     * the same version (only possible with several back-office instances).
+     */
+    apply(gatewayId: string, event: RuleChanged | null, offset: string): boolean {
+      const previous = entries.get(gatewayId);
+      if (event === null) entries.delete(gatewayId);
+      else {
+        entries.set(gatewayId, { rule: event.rule, version: event.version, changedBy: event.changedBy, changedAt: event.occurredAt });
+        noteVersion(gatewayId, event.version);
+      }
+      const at = BigInt(offset);
+      appliedOffsets.set(gatewayId, at);
+      for (const waiter of waiters) if (waiter.gatewayId === gatewayId && at >= waiter.offset) waiter.wake();
+      return event === null || previous === undefined || event.version > previous.version;
+    },
+
+    /** Resolves true once the event at `offset` for this gateway has been applied; false after `timeoutMs`. */
+    untilApplied(gatewayId: string, offset: string, timeoutMs: number): Promise<boolean> {
+      const target = BigInt(offset);
+      if ((appliedOffsets.get(gatewayId) ?? -1n) >= target) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const waiter = {
+          gatewayId,
+          offset: target,
+          wake: () => {
+            clearTimeout(timer);
+            waiters.delete(waiter);
+            resolve(true);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          resolve(false);
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+  };
+}
+export type RuleView = ReturnType<typeof createRuleView>;
+
+/** Breaker states as the orchestrators report them on the health topic (the latest per gateway). */
+export function createHealthView() {
+  const byGateway = new Map<string, GatewayHealthChanged>();
+  return {
+    apply(gatewayId: string, event: GatewayHealthChanged | null): void {
+      if (event === null) byGateway.delete(gatewayId);
+      else byGateway.set(gatewayId, event);
+    },
+    of: (gatewayId: string): GatewayHealthChanged | undefined => byGateway.get(gatewayId),
+  };
+}
+export type HealthView = ReturnType<typeof createHealthView>;
+
+/** Every audit event per gateway, in topic order; a redelivered event is kept once. */
+export function createAuditTrail() {
+  const byGateway = new Map<string, RuleAudited[]>();
+  const seen = new Set<string>();
+  return {
+    add(event: RuleAudited): void {
+      if (seen.has(event.eventId)) return;
+      seen.add(event.eventId);
+      byGateway.set(event.gatewayId, [...(byGateway.get(event.gatewayId) ?? []), event]);
+    },
+    of: (gatewayId: string): readonly RuleAudited[] => byGateway.get(gatewayId) ?? [],
+  };
+}
+export type AuditTrail = ReturnType<typeof createAuditTrail>;
