@@ -2,10 +2,12 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { authEnv, refuseDevelopmentKeyInProduction } from '../runtime/auth';
 import { commonEnv, parseConfig, port, positiveInt } from '../runtime/config';
+import { signingEnv } from '../runtime/signing';
 
 const backofficeEnv = z.object({
   ...commonEnv,
   ...authEnv,
+  ...signingEnv,
   PORT: port(8081),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   SHUTDOWN_GRACE_MS: positiveInt(15_000),

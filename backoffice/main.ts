@@ -11,6 +11,7 @@ import { createMetricsRegistry } from '../runtime/metrics';
 import { topicNames } from '../topics/names';
 import { gatewayHealthChanged, ruleChanged, ruleAudited } from '../topics/schemas';
 import { backofficeRoutes } from './api/routes';
+import { operatorPageRoutes } from './web/routes';
 import { loadBackofficeConfig, type BackofficeConfig } from './config';
 import { createAuditTrail, createHealthView, createRuleView } from './rules/view';
 import { createRuleWriter } from './rules/writer';
@@ -100,6 +101,7 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       clock,
       newId: randomUUID,
       applyTimeoutMs: config.WRITE_APPLY_TIMEOUT_MS,
+      rulesSigningKey: config.RULES_SIGNING_KEY,
     });
 
     const app = createHttpApp(
@@ -109,14 +111,16 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
         isReady: () => rules.isHealthy() && healthFollower.isHealthy() && audit.isHealthy(),
         isDraining: () => lifecycle.isStopping,
       },
-      (routes) =>
+      (routes) => {
         backofficeRoutes(routes, {
           view,
           health,
           trail,
           write,
           verifyToken: createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER }),
-        }),
+        });
+        operatorPageRoutes(routes);
+      },
     );
     const server = await listen(app, config.PORT);
     // Registered last so it stops first: no new HTTP work while the rest drains.

@@ -22,6 +22,7 @@ import { loadGatewayConfig } from '../gateways/config';
 import { startOrchestrator } from '../orchestrator/main';
 import { loadOrchestratorConfig } from '../orchestrator/config';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
+import { DEVELOPMENT_RULES_KEY, SIGNATURE_HEADER, signMessage } from '../runtime/signing';
 import { createLogger } from '../runtime/logger';
 import { startLocalKafka } from '../scripts/kafka-local';
 import { ensureTopics } from '../topics/create';
@@ -74,7 +75,13 @@ async function main(): Promise<void> {
   const producer = kafka.producer();
   await producer.connect();
   const ruleEvents: RuleChanged[] = rules.map((r) => ({ eventId: randomUUID(), type: 'rule.changed', occurredAt: new Date().toISOString(), schemaVersion: 1, rule: r, version: 1, changedBy: 'bench' }));
-  await producer.send({ topic: topics.rules, messages: ruleEvents.map((event) => ({ key: event.rule.gatewayId, value: JSON.stringify(event) })) });
+  await producer.send({
+    topic: topics.rules,
+    messages: ruleEvents.map((event) => {
+      const value = JSON.stringify(event);
+      return { key: event.rule.gatewayId, value, headers: { [SIGNATURE_HEADER]: signMessage(DEVELOPMENT_RULES_KEY, event.rule.gatewayId, value) } };
+    }),
+  });
   await producer.disconnect();
 
   const silent = createLogger('bench', 'silent');

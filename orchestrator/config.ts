@@ -2,10 +2,12 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { authEnv, refuseDevelopmentKeyInProduction } from '../runtime/auth';
 import { commonEnv, parseConfig, port, positiveInt } from '../runtime/config';
+import { signingEnv } from '../runtime/signing';
 
 const orchestratorEnv = z.object({
   ...commonEnv,
   ...authEnv,
+  ...signingEnv,
   /** Longest `Prefer: wait=N` honoured, in seconds. */
   PREFER_WAIT_MAX_SECONDS: positiveInt(30),
   PORT: port(8080),

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createTokenVerifier } from '../runtime/auth';
+import { SIGNATURE_HEADER, verifyMessage } from '../runtime/signing';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
 import { createKafka, createPublisher, kafkaMetrics, on, startConsumer } from '../runtime/kafka';
@@ -68,6 +69,9 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       topic: topics.rules,
       schema: ruleChanged,
       name: `${config.TOPIC_PREFIX}orchestrator-rules`,
+      // Only the back office (holding the signing key) may steer routing.
+      authenticate: ({ key, raw, headers }) =>
+        verifyMessage(config.RULES_SIGNING_KEY, key, raw, headers[SIGNATURE_HEADER]) ? undefined : 'bad-signature',
       apply: (gatewayId, event, offset) => {
         ruleBook.apply(gatewayId, event, offset);
         logger.info({ gatewayId, rule: event?.rule ?? null, version: event?.version, changedBy: event?.changedBy, offset }, 'routing rule applied');

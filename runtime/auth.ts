@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { jwtVerify, SignJWT, errors } from 'jose';
 import { z } from 'zod';
 import { AppError } from './errors';
+import { DEVELOPMENT_RULES_KEY } from './signing';
 
 /**
  * The signing key the local stack and the tests use. It is public (it is in
@@ -18,10 +19,17 @@ export const authEnv = {
   AUTH_JWT_ISSUER: z.string().min(1).default('payment-orchestrator'),
 };
 
-/** Refines a config schema that spreads `authEnv`: production must bring its own key. */
-export const refuseDevelopmentKeyInProduction = <T extends { APP_ENV: string; AUTH_JWT_SECRET: string }>(config: T, ctx: z.RefinementCtx) => {
-  if (config.APP_ENV === 'production' && config.AUTH_JWT_SECRET === DEVELOPMENT_SIGNING_KEY) {
+/** Refines a config schema that spreads `authEnv` (and maybe `signingEnv`): production must bring its own keys. */
+export const refuseDevelopmentKeyInProduction = <T extends { APP_ENV: string; AUTH_JWT_SECRET: string; RULES_SIGNING_KEY?: string }>(
+  config: T,
+  ctx: z.RefinementCtx,
+) => {
+  if (config.APP_ENV !== 'production') return;
+  if (config.AUTH_JWT_SECRET === DEVELOPMENT_SIGNING_KEY) {
     ctx.addIssue({ code: 'custom', path: ['AUTH_JWT_SECRET'], message: 'production mode needs its own signing key, not the development one' });
+  }
+  if (config.RULES_SIGNING_KEY === DEVELOPMENT_RULES_KEY) {
+    ctx.addIssue({ code: 'custom', path: ['RULES_SIGNING_KEY'], message: 'production mode needs its own rules signing key, not the development one' });
   }
 };
 

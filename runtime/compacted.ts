@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kafka } from 'kafkajs';
 import type { z } from 'zod';
 import type { Logger } from './logger';
-import type { KafkaMetrics, Publisher } from './kafka';
+import type { KafkaMetrics, MessageMeta, Publisher } from './kafka';
 import { startConsumer, on, RejectMessage } from './kafka';
 
 /**
@@ -36,6 +36,11 @@ export interface CompactedFollowerOptions<S extends z.ZodType> {
   logger: Logger;
   /** Names the follower in its consumer group, which is unique per process start. */
   name: string;
+  /**
+   * Checks where a message came from before it is applied (e.g. a signature);
+   * a reason means it is parked on the dead-letter topic and not applied.
+   */
+  authenticate?: (meta: MessageMeta & { key: string }) => string | undefined;
 }
 
 /**
@@ -62,6 +67,14 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
   };
   if (pending.size === 0) markCaughtUp();
 
+  const rejectUnauthentic = (meta: MessageMeta & { key: string }) => {
+    const reason = options.authenticate?.(meta);
+    if (reason) {
+      logger.critical({ topic, key: meta.key, offset: meta.offset, reason }, 'message refused: not from a trusted producer');
+      throw new RejectMessage(reason, `${topic} key ${meta.key} at offset ${meta.offset}`);
+    }
+  };
+
   const running = await startConsumer({
     kafka,
     groupId: `${options.name}-${randomUUID()}`,
@@ -70,6 +83,7 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
       on(topic, schema, async (value, meta) => {
         try {
           if (meta.key === null) throw new RejectMessage('no-key', 'a compacted topic message needs a key');
+          rejectUnauthentic({ ...meta, key: meta.key });
           await apply(meta.key, value, meta.offset);
         } finally {
           progress(meta.partition, meta.offset);
@@ -77,6 +91,7 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
       }),
     ],
     onTombstone: async (key, meta) => {
+      rejectUnauthentic({ ...meta, key });
       await apply(key, null, meta.offset);
       progress(meta.partition, meta.offset);
     },

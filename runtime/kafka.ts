@@ -42,6 +42,7 @@ export function createKafka(brokers: string[], clientId: string, logger: Logger)
 export interface OutgoingMessage {
   key: string;
   value: { type: string };
+  headers?: Record<string, string>;
 }
 
 /** A message with its topic, for publishing to several topics in one request. */
@@ -99,7 +100,7 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
       await producer.send({
         topic,
         acks: -1,
-        messages: messages.map((message) => ({ key: message.key, value: JSON.stringify(message.value) })),
+        messages: messages.map((message) => ({ key: message.key, value: JSON.stringify(message.value), ...(message.headers ? { headers: message.headers } : {}) })),
       });
       metrics.produced.inc({ topic }, messages.length);
       metrics.produceRequests.inc({ kind: 'single-topic' });
@@ -121,11 +122,23 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
   };
 }
 
+/** Where a message came from, with its raw bytes and headers for checks beyond the schema (signatures). */
+export interface MessageMeta {
+  partition: number;
+  offset: string;
+  key: string | null;
+  raw: Buffer | null;
+  headers: Record<string, string | undefined>;
+}
+
+const headersOf = (message: KafkaMessage): Record<string, string | undefined> =>
+  Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, value === undefined ? undefined : [value].flat().join(',')]));
+
 /** How a consumer treats one topic: the contract it parses with and what it does with a valid message. */
 export interface TopicHandler<S extends z.ZodType> {
   topic: string;
   schema: S;
-  handle: (message: z.infer<S>, meta: { partition: number; offset: string; key: string | null }) => Promise<void>;
+  handle: (message: z.infer<S>, meta: MessageMeta) => Promise<void>;
 }
 
 /** Keep at most this much of a rejected value on the dead-letter topic. */
@@ -145,7 +158,7 @@ export interface ConsumerOptions {
   /** False for followers that replay a topic on every start and so never need committed offsets. */
   autoCommit?: boolean;
   /** A message with a key and no value: on compacted topics, the key was removed. Dead-lettered if not given. */
-  onTombstone?: (key: string, meta: { partition: number; offset: string }) => Promise<void>;
+  onTombstone?: (key: string, meta: MessageMeta) => Promise<void>;
   /** Told after a message was parked, so followers can count it as read. */
   onDeadLettered?: (meta: { partition: number; offset: string }) => void;
 }
@@ -226,7 +239,12 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       const handler = byTopic.get(topic);
       if (!handler) return;
       if (message.value === null && message.key !== null && options.onTombstone) {
-        await options.onTombstone(message.key.toString('utf8'), { partition, offset: message.offset });
+        try {
+          await options.onTombstone(message.key.toString('utf8'), { partition, offset: message.offset, key: message.key.toString('utf8'), raw: null, headers: headersOf(message) });
+        } catch (error) {
+          if (!(error instanceof RejectMessage)) throw error;
+          await park(topic, partition, message, error.reason, error.message);
+        }
         return;
       }
       let json: unknown;
@@ -247,6 +265,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           partition,
           offset: message.offset,
           key: message.key?.toString('utf8') ?? null,
+          raw: message.value,
+          headers: headersOf(message),
         });
       } catch (error) {
         if (!(error instanceof RejectMessage)) throw error;

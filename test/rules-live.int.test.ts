@@ -1,23 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer } from 'kafkajs';
 import { loadOrchestratorConfig } from '../orchestrator/config';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/main';
-import type { Payment } from '../orchestrator/state/payment';
-import { deadLetter, type DeadLetter, type GatewayRule } from '../topics/schemas';
+import { deadLetter, type GatewayRule } from '../topics/schemas';
+import { collectTopic } from './support/collect';
 import { testLogger, fetchApi } from './support/env';
-import { deposit, postPayment, publishRules, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
+import { deposit, getPayment, postPayment, publishRules, rule, signedRuleMessage, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
 
 const ALPHA = 'alpha';
 const BETA = 'beta';
 
-type PaymentView = Omit<Payment, 'statusSequence'>;
 type Statuses = Awaited<ReturnType<typeof watchStatuses>>;
-
-async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
-  expect(response.status).toBe(200);
-  return (await response.json()) as PaymentView;
-}
 
 const ruleOf = (view: { gateways: GatewayRule[] }, gatewayId: string) => view.gateways.find((gateway) => gateway.gatewayId === gatewayId);
 
@@ -78,38 +70,8 @@ function startTraffic(baseUrl: string) {
 }
 
 /** Everything on the dead-letter topic; a test awaits the letter it expects. */
-async function watchDeadLetters(stack: TestStack) {
-  const letters: DeadLetter[] = [];
-  const waiters: Array<() => void> = [];
-  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}dlq-${randomUUID()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topic: stack.topics.deadLetter, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      letters.push(deadLetter.parse(JSON.parse(message.value?.toString() ?? '')));
-      for (const wake of waiters.splice(0)) wake();
-    },
-  });
-  return {
-    letters,
-    async until(match: (letter: DeadLetter) => boolean, timeoutMs = 10_000): Promise<DeadLetter> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = letters.find(match);
-        if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no matching dead letter after ${timeoutMs} ms; seen ${JSON.stringify(letters)}`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
-    stop: () => consumer.disconnect(),
-  };
-}
+const watchDeadLetters = (stack: TestStack) =>
+  collectTopic(stack.kafka, stack.topics.deadLetter, deadLetter, { groupPrefix: `${stack.env.TOPIC_PREFIX}dlq-`, label: 'dead letter' });
 
 describe('marking a gateway unavailable while payments flow', () => {
   let stack: TestStack;
@@ -284,7 +246,7 @@ describe('an orchestrator instance started after rule changes', () => {
     const producer = stack.kafka.producer();
     await producer.connect();
     try {
-      await producer.send({ topic: stack.topics.rules, messages: [{ key: 'gamma', value: null }] });
+      await producer.send({ topic: stack.topics.rules, messages: [signedRuleMessage('gamma', null)] });
     } finally {
       await producer.disconnect();
     }

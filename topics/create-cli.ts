@@ -7,6 +7,7 @@ import { createKafka, createPublisher, kafkaMetrics } from '../runtime/kafka';
 import { createLogger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 import { seedRules } from './seed-rules';
+import { signingEnv } from '../runtime/signing';
 import { z } from 'zod';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { commonEnv, parseConfig } from '../runtime/config';
@@ -15,6 +16,7 @@ import { ensureTopics } from './create';
 import { topicSpecs } from './names';
 
 const topicsCliEnv = z.object({
+  ...signingEnv,
   KAFKA_BROKERS: commonEnv.KAFKA_BROKERS,
   TOPIC_PREFIX: commonEnv.TOPIC_PREFIX,
   /** The gateways whose request topics to create: the same seed rules the orchestrator reads. */
@@ -42,7 +44,7 @@ export async function createStackTopics(env: Record<string, string | undefined>)
   const kafka = createKafka(config.KAFKA_BROKERS, 'topics-cli', logger);
   const publisher = await createPublisher(kafka, kafkaMetrics(createMetricsRegistry('topics-cli')));
   try {
-    const seeded = await seedRules({ kafka, publisher, topicPrefix: config.TOPIC_PREFIX, logger }, rules);
+    const seeded = await seedRules({ kafka, publisher, topicPrefix: config.TOPIC_PREFIX, logger, rulesSigningKey: config.RULES_SIGNING_KEY }, rules);
     return { created, seeded };
   } finally {
     await publisher.producer.disconnect();

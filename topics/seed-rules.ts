@@ -1,3 +1,4 @@
+import { SIGNATURE_HEADER, signMessage } from '../runtime/signing';
 import { randomUUID } from 'node:crypto';
 import { followCompactedTopic } from '../runtime/compacted';
 import { kafkaMetrics, type Publisher } from '../runtime/kafka';
@@ -12,7 +13,10 @@ import type { Kafka } from 'kafkajs';
  * there yet, so a fresh stack has routing and a restarted one keeps what
  * operators changed since. Returns the gateway ids it published.
  */
-export async function seedRules(deps: { kafka: Kafka; publisher: Publisher; topicPrefix: string; logger: Logger }, rules: GatewayRule[]): Promise<string[]> {
+export async function seedRules(
+  deps: { kafka: Kafka; publisher: Publisher; topicPrefix: string; logger: Logger; rulesSigningKey: string },
+  rules: GatewayRule[],
+): Promise<string[]> {
   const topics = topicNames(deps.topicPrefix);
   const present = new Set<string>();
   const follower = await followCompactedTopic({
@@ -44,7 +48,11 @@ export async function seedRules(deps: { kafka: Kafka; publisher: Publisher; topi
   }));
   await deps.publisher.publish(
     topics.rules,
-    events.map((event) => ({ key: event.rule.gatewayId, value: event })),
+    events.map((event) => ({
+      key: event.rule.gatewayId,
+      value: event,
+      headers: { [SIGNATURE_HEADER]: signMessage(deps.rulesSigningKey, event.rule.gatewayId, JSON.stringify(event)) },
+    })),
   );
   return missing.map((rule) => rule.gatewayId);
 }

@@ -1,3 +1,4 @@
+import { SIGNATURE_HEADER, signMessage } from '../../runtime/signing';
 import type { Producer } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import { AppError } from '../../runtime/errors';
@@ -19,6 +20,8 @@ export interface RuleWriterDeps {
   newId: () => string;
   /** How long to wait for our own rule event to be read back before answering 504. */
   applyTimeoutMs: number;
+  /** Signs rule events so orchestrators can tell them from forgeries (see runtime/signing.ts). */
+  rulesSigningKey: string;
 }
 
 export type WriteResult =
@@ -63,7 +66,9 @@ export function createRuleWriter(deps: RuleWriterDeps) {
   });
 
   const send = async (topic: string, key: string, value: string | null): Promise<string> => {
-    const [metadata] = await producer.send({ topic, acks: -1, messages: [{ key, value }] });
+    // Rule events (and tombstones) are signed; the audit trail is not routing input.
+    const headers = topic === topics.rules ? { [SIGNATURE_HEADER]: signMessage(deps.rulesSigningKey, key, value) } : undefined;
+    const [metadata] = await producer.send({ topic, acks: -1, messages: [{ key, value, ...(headers ? { headers } : {}) }] });
     deps.kafkaMetrics.produced.inc({ topic });
     deps.kafkaMetrics.produceRequests.inc({ kind: 'single-topic' });
     if (metadata?.baseOffset === undefined) throw new Error(`no offset in the acknowledgement from ${topic}`);

@@ -207,7 +207,10 @@ const routes: RouteConfig[] = [
     request: { query: listParameters },
     responses: {
       200: json(paymentPage, 'One page, newest first'),
-      400: badQuery(['invalid_request', 'accountId: required', 'accountId'], ['invalid_request', 'limit: at most 100', 'limit']),
+      400: badQuery(
+        ['invalid_request', 'accountId: Invalid input: expected string, received undefined', 'accountId'],
+        ['invalid_request', 'limit: Too big: expected number to be <=100', 'limit'],
+      ),
       ...secured(READ),
       503: draining,
     },

@@ -1,4 +1,5 @@
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import { DEVELOPMENT_RULES_KEY, SIGNATURE_HEADER, signMessage } from '../../runtime/signing';
+import { Kafka, logLevel } from 'kafkajs';
 import { ensureTopics } from '../../topics/create';
 import { topicNames, topicSpecs, type TopicNames } from '../../topics/names';
 import type { GatewayRule, PaymentStatusChanged, RuleChanged } from '../../topics/schemas';
@@ -9,6 +10,7 @@ import { startOrchestrator, type OrchestratorOverrides, type RunningOrchestrator
 import { loadOrchestratorConfig } from '../../orchestrator/config';
 import { loadGatewayConfig } from '../../gateways/config';
 import type { Payment } from '../../orchestrator/state/payment';
+import { collectTopic } from './collect';
 import { isolatedNamespace, testLogger, fetchApi } from './env';
 
 export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
@@ -48,21 +50,8 @@ export interface TestStack {
  */
 export async function startTestStack(options: StackOptions): Promise<TestStack> {
   const ns = isolatedNamespace();
-  const env = {
-    KAFKA_BROKERS: ns.brokers,
-    REDIS_URL: ns.redisUrl,
-    REDIS_KEY_PREFIX: ns.redisKeyPrefix,
-    TOPIC_PREFIX: ns.topicPrefix,
-    PORT: '0',
-    LOG_LEVEL: 'silent',
-  };
-  const kafka = new Kafka({ clientId: 'test', brokers: ns.brokers.split(','), logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await ensureTopics(admin, topicSpecs(ns.topicPrefix, options.rules.map((r) => r.gatewayId)));
-  await admin.disconnect();
-  const topics = topicNames(ns.topicPrefix);
-  await publishRules(kafka, topics, options.rules);
+  const env = { ...namespaceEnv(ns), PORT: '0', LOG_LEVEL: 'silent' };
+  const { kafka, topics } = await prepareNamespace(ns, options.rules);
 
   const gateways = new Map<string, RunningGateway>();
   const stoppers: Array<() => Promise<void>> = [];
@@ -109,6 +98,33 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
   }
 }
 
+type Namespace = ReturnType<typeof isolatedNamespace>;
+
+/** The service variables that point a service at a namespace's Kafka, Redis and prefixes. */
+export const namespaceEnv = (ns: Namespace) => ({
+  KAFKA_BROKERS: ns.brokers,
+  REDIS_URL: ns.redisUrl,
+  REDIS_KEY_PREFIX: ns.redisKeyPrefix,
+  TOPIC_PREFIX: ns.topicPrefix,
+});
+
+/** A Kafka client for a namespace, with its topics created and `rules` published. */
+export async function prepareNamespace(ns: Namespace, rules: GatewayRule[]): Promise<{ kafka: Kafka; topics: TopicNames }> {
+  const kafka = new Kafka({ clientId: 'test', brokers: ns.brokers.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await ensureTopics(admin, topicSpecs(ns.topicPrefix, rules.map((r) => r.gatewayId)));
+  await admin.disconnect();
+  const topics = topicNames(ns.topicPrefix);
+  await publishRules(kafka, topics, rules);
+  return { kafka, topics };
+}
+
+/** A rule-topic message signed with the development key, as the back office signs it. */
+export function signedRuleMessage(key: string, value: string | null) {
+  return { key, value, headers: { [SIGNATURE_HEADER]: signMessage(DEVELOPMENT_RULES_KEY, key, value) } };
+}
+
 /** Publishes rule events, as the back office does (the rule topic is compacted by gateway id). */
 export async function publishRules(kafka: Kafka, topics: TopicNames, rules: GatewayRule[], version = 1): Promise<void> {
   const producer = kafka.producer();
@@ -123,7 +139,10 @@ export async function publishRules(kafka: Kafka, topics: TopicNames, rules: Gate
       version,
       changedBy: 'test',
     }));
-    await producer.send({ topic: topics.rules, messages: events.map((event) => ({ key: event.rule.gatewayId, value: JSON.stringify(event) })) });
+    await producer.send({
+      topic: topics.rules,
+      messages: events.map((event) => signedRuleMessage(event.rule.gatewayId, JSON.stringify(event))),
+    });
   } finally {
     await producer.disconnect();
   }
@@ -143,6 +162,12 @@ export async function untilRouting(baseUrl: string, ready: (view: RoutingView) =
     if (Date.now() > deadline) throw new Error(`routing view not as expected after ${timeoutMs} ms: ${JSON.stringify(view)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** GET of a payment through the API, whatever it answers: its HTTP status and parsed body. */
+export async function fetchPayment(baseUrl: string, id: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
 /** Reads a payment through the API. */
@@ -204,38 +229,24 @@ export const deposit = (fields: Record<string, unknown> = {}) => ({
  * test await the terminal event of given payments (no sleeps).
  */
 export async function watchStatuses(stack: TestStack) {
-  const events: PaymentStatusChanged[] = [];
-  const waiters: Array<() => void> = [];
-  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}watch-${crypto.randomUUID()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topic: stack.topics.paymentStatus, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      events.push(paymentStatusChanged.parse(JSON.parse(message.value?.toString() ?? '')));
-      for (const wake of waiters.splice(0)) wake();
-    },
-  });
+  const watch = await collectTopic(stack.kafka, stack.topics.paymentStatus, paymentStatusChanged, { groupPrefix: `${stack.env.TOPIC_PREFIX}watch-` });
+  const events = watch.messages;
   const terminal = (paymentId: string) => events.find((event) => event.paymentId === paymentId && event.status !== 'PENDING');
   return {
     events,
     terminal,
     /** Resolves with each payment's terminal event once all have one. */
-    async untilTerminal(paymentIds: string[], timeoutMs = 30_000): Promise<PaymentStatusChanged[]> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = paymentIds.map(terminal);
-        if (found.every((event) => event !== undefined)) return found as PaymentStatusChanged[];
-        const missing = paymentIds.filter((_, index) => found[index] === undefined).length;
-        if (Date.now() > deadline) throw new Error(`${missing} of ${paymentIds.length} payments not terminal after ${timeoutMs} ms`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
+    untilTerminal(paymentIds: string[], timeoutMs = 30_000): Promise<PaymentStatusChanged[]> {
+      const all = () => paymentIds.map(terminal);
+      return watch.untilFound(
+        () => {
+          const found = all();
+          return found.every((event) => event !== undefined) ? (found as PaymentStatusChanged[]) : undefined;
+        },
+        timeoutMs,
+        () => `${all().filter((event) => event === undefined).length} of ${paymentIds.length} payments not terminal after ${timeoutMs} ms`,
+      );
     },
-    stop: () => consumer.disconnect(),
+    stop: watch.stop,
   };
 }

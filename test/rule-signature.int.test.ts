@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import type { RuleChanged } from '../topics/schemas';
+import { signMessage, SIGNATURE_HEADER } from '../runtime/signing';
+import { publishRules, rule, signedRuleMessage, startTestStack, untilMetrics, untilRouting, type TestStack } from './support/stack';
+
+describe('rule events must come from the back office', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startTestStack({ rules: [rule('alpha'), rule('beta')] });
+  });
+  afterAll(() => stack?.stop());
+
+  const ruleEvent = (gatewayId: string, fields: Partial<RuleChanged['rule']>): string =>
+    JSON.stringify({
+      eventId: randomUUID(),
+      type: 'rule.changed',
+      occurredAt: new Date().toISOString(),
+      schemaVersion: 1,
+      rule: rule(gatewayId, fields),
+      version: 99,
+      changedBy: 'mallory',
+    } satisfies RuleChanged);
+
+  test('When forged rule events (unsigned, wrongly signed, forged removal) land on the topic, then none is applied, each is dead-lettered and counted, and signed events still apply', async () => {
+    const producer = stack.kafka.producer();
+    await producer.connect();
+    try {
+      const unavailable = ruleEvent('alpha', { available: false });
+      await producer.send({
+        topic: stack.topics.rules,
+        messages: [
+          { key: 'alpha', value: unavailable },
+          { key: 'alpha', value: unavailable, headers: { [SIGNATURE_HEADER]: signMessage('not-the-key-'.repeat(4), 'alpha', unavailable) } },
+          { key: 'beta', value: null },
+        ],
+      });
+      await untilMetrics(stack.baseUrl, /kafka_messages_dead_lettered_total\{topic="[^"]+backoffice\.rules",reason="bad-signature",service="orchestrator"\} 3/);
+
+      // A signed change after the forgeries is applied: the follower kept going, and the forgeries changed nothing.
+      await publishRules(stack.kafka, stack.topics, [rule('beta', { weight: 7 })], 2);
+      const view = await untilRouting(stack.baseUrl, (routing) => routing.gateways.find((gateway) => gateway.gatewayId === 'beta')?.weight === 7);
+      expect(view.gateways.map((gateway) => [gateway.gatewayId, gateway.available])).toEqual([
+        ['alpha', true],
+        ['beta', true],
+      ]);
+
+      // And a signed removal is honoured.
+      await producer.send({ topic: stack.topics.rules, messages: [signedRuleMessage('beta', null)] });
+      await untilRouting(stack.baseUrl, (routing) => routing.gateways.every((gateway) => gateway.gatewayId !== 'beta'));
+    } finally {
+      await producer.disconnect();
+    }
+  });
+});
