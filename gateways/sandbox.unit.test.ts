@@ -1,4 +1,5 @@
 import type { AttemptCommand, AttemptRequested } from '../topics/schemas';
+import { controlledSleep } from '../test/support/sleep';
 import { loadGatewayConfig } from './config';
 import {
   AttemptBook,
@@ -10,7 +11,6 @@ import {
   type AttemptState,
   type CommandOutcome,
   type SandboxSettings,
-  type Sleep,
 } from './sandbox';
 
 const settings = (fields: Partial<SandboxSettings> = {}): SandboxSettings => sandboxSettings.parse(fields);
@@ -233,18 +233,6 @@ const command = (kind: 'cancel' | 'compensate', attemptId: string): AttemptComma
   gatewayId: 'gw-a',
   reason: 'test',
 });
-
-/** A sleep the test ends by hand (`wake`), which ends by itself when its signal aborts. */
-function controlledSleep() {
-  const calls: Array<{ ms: number; signal: AbortSignal; wake: () => void }> = [];
-  const sleep: Sleep = (ms, signal) =>
-    new Promise((resolve) => {
-      if (signal.aborted) return resolve(false);
-      signal.addEventListener('abort', () => resolve(false), { once: true });
-      calls.push({ ms, signal, wake: () => resolve(true) });
-    });
-  return { sleep, calls };
-}
 
 describe('the sandbox adapter', () => {
   const adapterWith = (fields: Partial<SandboxSettings>, draw = HIT) => {

@@ -4,7 +4,8 @@ import type { OutgoingMessage, Publisher } from '../runtime/kafka';
 import type { Logger } from '../runtime/logger';
 import { topicNames } from '../topics/names';
 import { commandResult, gatewayResult, resultMessage, type AttemptCommand, type AttemptRequested } from '../topics/schemas';
-import { createSandboxAdapter, sandboxSettings, type SandboxAdapter, type SandboxSettings, type Sleep } from './sandbox';
+import { controlledSleep } from '../test/support/sleep';
+import { createSandboxAdapter, sandboxSettings, type SandboxAdapter, type SandboxSettings } from './sandbox';
 import { createGatewayWorker } from './worker';
 
 const NOW = new Date('2026-01-01T10:00:00.000Z');
@@ -37,18 +38,6 @@ const command = (kind: 'cancel' | 'compensate', attemptId: string): AttemptComma
   gatewayId: 'gw-a',
   reason: 'test',
 });
-
-/** A sleep the test ends by hand (`wake`), which ends by itself when its signal aborts. */
-function controlledSleep() {
-  const calls: Array<{ ms: number; signal: AbortSignal; wake: () => void }> = [];
-  const sleep: Sleep = (ms, signal) =>
-    new Promise((resolve) => {
-      if (signal.aborted) return resolve(false);
-      signal.addEventListener('abort', () => resolve(false), { once: true });
-      calls.push({ ms, signal, wake: () => resolve(true) });
-    });
-  return { sleep, calls };
-}
 
 function setup(fields: Partial<SandboxSettings> = {}, options: { failPublish?: boolean; drainGraceMs?: number } = {}) {
   const published: Array<{ topic: string } & OutgoingMessage> = [];
@@ -85,6 +74,13 @@ function setup(fields: Partial<SandboxSettings> = {}, options: { failPublish?: b
   return { worker, adapter, published, logs, registry, sleeps: sleeper.calls, metric };
 }
 
+/** Expects exactly one message published, on the results topic keyed by `paymentId`; returns its value. */
+function onlyResult(published: Array<{ topic: string } & OutgoingMessage>, paymentId: string): unknown {
+  expect(published).toHaveLength(1);
+  expect(published[0]).toMatchObject({ topic: topics.gatewayResults, key: paymentId });
+  return published[0]?.value;
+}
+
 describe('the gateway worker', () => {
   afterEach(() => jest.useRealTimers());
 
@@ -92,9 +88,7 @@ describe('the gateway worker', () => {
     const { worker, published, logs, metric } = setup();
     await worker.handle(request('a'));
     await worker.drain();
-    expect(published).toHaveLength(1);
-    expect(published[0]).toMatchObject({ topic: topics.gatewayResults, key: 'pay-a' });
-    expect(gatewayResult.parse(published[0]?.value)).toMatchObject({
+    expect(gatewayResult.parse(onlyResult(published, 'pay-a'))).toMatchObject({
       paymentId: 'pay-a',
       attemptId: 'a',
       gatewayId: 'gw-a',
@@ -129,9 +123,8 @@ describe('the gateway worker', () => {
   test('When a cancel arrives for an unknown attempt, then a not-found command result is published keyed by payment id, counted and logged', async () => {
     const { worker, published, logs, metric } = setup();
     await worker.handle(command('cancel', 'ghost'));
-    expect(published).toHaveLength(1);
-    expect(published[0]).toMatchObject({ topic: topics.gatewayResults, key: 'pay-ghost' });
-    expect(commandResult.parse(published[0]?.value)).toMatchObject({
+    const answer = onlyResult(published, 'pay-ghost');
+    expect(commandResult.parse(answer)).toMatchObject({
       type: 'attempt.command-result',
       command: 'cancel',
       paymentId: 'pay-ghost',
@@ -139,7 +132,7 @@ describe('the gateway worker', () => {
       gatewayId: 'gw-a',
       result: 'not-found',
     });
-    expect(resultMessage.safeParse(published[0]?.value).success).toBe(true);
+    expect(resultMessage.safeParse(answer).success).toBe(true);
     expect(logs).toContainEqual(expect.objectContaining({ msg: 'command answered', paymentId: 'pay-ghost', attemptId: 'ghost', gatewayId: 'gw-a', result: 'not-found' }));
     expect(await metric('gateway_commands_total')).toEqual([{ gateway: 'gw-a', command: 'cancel', result: 'not-found', value: 1 }]);
   });

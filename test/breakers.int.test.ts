@@ -1,13 +1,11 @@
-import { randomUUID } from 'node:crypto';
-import type { Consumer } from 'kafkajs';
 import { loadOrchestratorConfig } from '../orchestrator/config';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/main';
-import type { Payment } from '../orchestrator/state/payment';
 import type { SandboxSettings } from '../gateways/sandbox';
-import { gatewayHealthChanged, type GatewayHealthChanged } from '../topics/schemas';
+import { gatewayHealthChanged } from '../topics/schemas';
+import { collectTopic } from './support/collect';
 import { messageCount } from './support/inspect';
 import { testLogger, fetchApi } from './support/env';
-import { deposit, postPayment, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
+import { deposit, getPayment, postPayment, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
 
 // Selection walks the rules sorted by gateway id; with `random` pinned to 0 the
 // first eligible one is always chosen, so 'flaky' gets every payment it is
@@ -16,14 +14,6 @@ const FLAKY = 'flaky';
 const STEADY = 'steady';
 const VOLUME_THRESHOLD = 5;
 const firstEligible = () => 0;
-
-type PaymentView = Omit<Payment, 'statusSequence'>;
-
-async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
-  expect(response.status).toBe(200);
-  return (await response.json()) as PaymentView;
-}
 
 async function putSandbox(stack: TestStack, gatewayId: string, settings: Partial<SandboxSettings>): Promise<void> {
   const response = await fetch(`http://127.0.0.1:${stack.gateways.get(gatewayId)?.port}/sandbox`, {
@@ -38,38 +28,8 @@ const breakerOf = (gatewayId: string, state: string) => (view: { gateways: Array
   view.gateways.some((gateway) => gateway.gatewayId === gatewayId && gateway.breaker === state);
 
 /** Everything on the health topic from its beginning; a test awaits the event it expects (no sleeps). */
-async function watchHealth(stack: TestStack) {
-  const events: GatewayHealthChanged[] = [];
-  const waiters: Array<() => void> = [];
-  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}health-${randomUUID()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topic: stack.topics.gatewayHealth, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      events.push(gatewayHealthChanged.parse(JSON.parse(message.value?.toString() ?? '')));
-      for (const wake of waiters.splice(0)) wake();
-    },
-  });
-  return {
-    events,
-    async until(match: (event: GatewayHealthChanged) => boolean, timeoutMs = 10_000): Promise<GatewayHealthChanged> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = events.find(match);
-        if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no matching health event after ${timeoutMs} ms; seen ${JSON.stringify(events)}`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
-    stop: () => consumer.disconnect(),
-  };
-}
+const watchHealth = (stack: TestStack) =>
+  collectTopic(stack.kafka, stack.topics.gatewayHealth, gatewayHealthChanged, { groupPrefix: `${stack.env.TOPIC_PREFIX}health-`, label: 'health event' });
 
 async function startBreakerStack(env: Record<string, string>): Promise<TestStack> {
   return startTestStack({
@@ -80,6 +40,26 @@ async function startBreakerStack(env: Record<string, string>): Promise<TestStack
       env: { BREAKER_VOLUME_THRESHOLD: String(VOLUME_THRESHOLD), BREAKER_ERROR_THRESHOLD_PERCENT: '50', BREAKER_WINDOW_MS: '30000', ...env },
     },
   });
+}
+
+/**
+ * Registers the enclosing describe's hooks: before all its tests a breaker
+ * stack with `env` and watchers of its statuses and health topic, stopped
+ * after them. The returned holder is filled once beforeAll has run.
+ */
+function breakerStackWithWatchers(env: Record<string, string>) {
+  const run = {} as { stack: TestStack; statuses: Awaited<ReturnType<typeof watchStatuses>>; health: Awaited<ReturnType<typeof watchHealth>> };
+  beforeAll(async () => {
+    run.stack = await startBreakerStack(env);
+    run.statuses = await watchStatuses(run.stack);
+    run.health = await watchHealth(run.stack);
+  });
+  afterAll(async () => {
+    await run.health?.stop();
+    await run.statuses?.stop();
+    await run.stack?.stop();
+  });
+  return run;
 }
 
 /**
@@ -107,23 +87,11 @@ const routingOpen = (baseUrl: string) => async () =>
   breakerOf(FLAKY, 'open')((await (await fetchApi(`${baseUrl}/v1/routing`)).json()) as { gateways: Array<{ gatewayId: string; breaker: string }> });
 
 describe('a gateway that keeps failing technically', () => {
-  let stack: TestStack;
-  let statuses: Awaited<ReturnType<typeof watchStatuses>>;
-  let health: Awaited<ReturnType<typeof watchHealth>>;
-
-  beforeAll(async () => {
-    // A long reset timeout: the breaker stays open for the whole test.
-    stack = await startBreakerStack({ BREAKER_RESET_TIMEOUT_MS: '60000' });
-    statuses = await watchStatuses(stack);
-    health = await watchHealth(stack);
-  });
-  afterAll(async () => {
-    await health?.stop();
-    await statuses?.stop();
-    await stack?.stop();
-  });
+  // A long reset timeout: the breaker stays open for the whole test.
+  const run = breakerStackWithWatchers({ BREAKER_RESET_TIMEOUT_MS: '60000' });
 
   test('When a gateway keeps returning retryable errors, then its breaker opens, is published, keeps new payments away, and every payment still succeeds', async () => {
+    const { stack, statuses, health } = run;
     const tripping = await tripBreaker(stack.baseUrl, statuses, routingOpen(stack.baseUrl));
     // Every outcome counts and all of them failed: the breaker opens on the volume threshold, not later.
     expect(tripping).toHaveLength(VOLUME_THRESHOLD);
@@ -167,22 +135,10 @@ describe('a gateway that keeps failing technically', () => {
 });
 
 describe('a gateway that heals', () => {
-  let stack: TestStack;
-  let statuses: Awaited<ReturnType<typeof watchStatuses>>;
-  let health: Awaited<ReturnType<typeof watchHealth>>;
-
-  beforeAll(async () => {
-    stack = await startBreakerStack({ BREAKER_RESET_TIMEOUT_MS: '500' });
-    statuses = await watchStatuses(stack);
-    health = await watchHealth(stack);
-  });
-  afterAll(async () => {
-    await health?.stop();
-    await statuses?.stop();
-    await stack?.stop();
-  });
+  const run = breakerStackWithWatchers({ BREAKER_RESET_TIMEOUT_MS: '500' });
 
   test('When the gateway heals and the reset timeout passes, then a half-open trial payment goes to it and its success closes the breaker', async () => {
+    const { stack, statuses, health } = run;
     await tripBreaker(stack.baseUrl, statuses, routingOpen(stack.baseUrl));
     await putSandbox(stack, FLAKY, { mode: 'healthy' });
 
@@ -197,7 +153,7 @@ describe('a gateway that heals', () => {
 
     await untilRouting(stack.baseUrl, breakerOf(FLAKY, 'closed'));
     await health.until((event) => event.gatewayId === FLAKY && event.breaker === 'closed');
-    expect(health.events.filter((event) => event.gatewayId === FLAKY).map((event) => event.breaker)).toEqual(['open', 'half-open', 'closed']);
+    expect(health.messages.filter((event) => event.gatewayId === FLAKY).map((event) => event.breaker)).toEqual(['open', 'half-open', 'closed']);
     const metrics = await (await fetch(`${stack.baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/^gateway_breaker_state\{gateway="flaky"[^}]*\} 0$/m);
   });
@@ -321,7 +277,7 @@ describe('two orchestrator instances', () => {
 
     const first = ((await (await fetchApi(`${stack.baseUrl}/v1/routing`)).json()) as { instance: string }).instance;
     await health.until((event) => event.gatewayId === FLAKY && event.breaker === 'open');
-    expect(health.events.map((event) => [event.gatewayId, event.breaker, event.reportedBy])).toEqual([[FLAKY, 'open', first]]);
+    expect(health.messages.map((event) => [event.gatewayId, event.breaker, event.reportedBy])).toEqual([[FLAKY, 'open', first]]);
 
     // And the second instance routes around it too.
     const accepted = await postPayment(otherUrl, deposit());

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { deadLetter } from '../topics/schemas';
+import { collectTopic } from './support/collect';
 import { deposit, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
 
 describe('malformed messages on the result topic', () => {
@@ -11,18 +11,8 @@ describe('malformed messages on the result topic', () => {
   afterAll(() => stack?.stop());
 
   test('When garbage and a wrong-schema result arrive, then both are dead-lettered and later payments still complete', async () => {
-    const letters: Array<ReturnType<typeof deadLetter.parse>> = [];
-    const consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}dlq-${randomUUID()}`, maxWaitTimeInMs: 100 });
-    await consumer.connect();
-    await consumer.subscribe({ topic: stack.topics.deadLetter, fromBeginning: true });
-    let wake: () => void = () => undefined;
-    const twoLetters = new Promise<void>((resolve) => (wake = resolve));
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        letters.push(deadLetter.parse(JSON.parse(message.value?.toString() ?? '')));
-        if (letters.length >= 2) wake();
-      },
-    });
+    const collected = await collectTopic(stack.kafka, stack.topics.deadLetter, deadLetter, { groupPrefix: `${stack.env.TOPIC_PREFIX}dlq-` });
+    const letters = collected.messages;
     const statuses = await watchStatuses(stack);
     try {
       const producer = stack.kafka.producer();
@@ -40,7 +30,8 @@ describe('malformed messages on the result topic', () => {
       const [terminal] = await statuses.untilTerminal([String(accepted.body.id)]);
       expect(terminal?.status).toBe('SUCCESS');
 
-      await twoLetters;
+      // Bounded only by the test's own timeout (60 s).
+      await collected.untilFound(() => (letters.length >= 2 ? true : undefined), 60_000, () => `${letters.length} of 2 dead letters`);
       expect(letters.map((letter) => [letter.key, letter.reason, letter.sourceTopic])).toEqual([
         ['p1', 'not-json', stack.topics.gatewayResults],
         ['p2', 'schema', stack.topics.gatewayResults],
@@ -50,7 +41,7 @@ describe('malformed messages on the result topic', () => {
       expect(metrics).toMatch(/kafka_messages_dead_lettered_total\{topic="[^"]+gateway\.results",reason="not-json",service="orchestrator"\} 1/);
     } finally {
       await statuses.stop();
-      await consumer.disconnect();
+      await collected.stop();
     }
   });
 });

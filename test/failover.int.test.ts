@@ -11,7 +11,8 @@ import { deposit, getPayment, postPayment, rule, startTestStack, untilMetrics, u
  */
 async function twoGateways(first: Partial<SandboxSettings>, second: Partial<SandboxSettings>, env: Record<string, string> = {}) {
   const stack = await startTestStack({
-    rules: [rule('first', { timeoutMs: 300 }), rule('second', { timeoutMs: 300 })],
+    // 1 s leaves room for a loaded machine: a healthy answer must never look like a timeout.
+    rules: [rule('first', { timeoutMs: 1_000 }), rule('second', { timeoutMs: 1_000 })],
     sandboxes: { first, second },
     orchestrator: { random: () => 0, env: { TIMEOUT_POLL_MS: '20', ...env } },
   });
@@ -115,7 +116,7 @@ describe('late outcomes', () => {
   });
 
   test('When a timed-out attempt succeeds while the payment is still pending, then that success wins and the other attempt is cancelled', async () => {
-    run = await twoGateways({ mode: 'late', lateMs: 450 }, { mode: 'slow', latencyMs: 5_000 });
+    run = await twoGateways({ mode: 'late', lateMs: 1_500 }, { mode: 'slow', latencyMs: 5_000 });
     const id = await run.pay();
     const [terminal] = await run.statuses.untilTerminal([id]);
     expect(terminal).toMatchObject({ status: 'SUCCESS', gatewayId: 'first' });
@@ -128,7 +129,7 @@ describe('late outcomes', () => {
   });
 
   test('When a timed-out attempt succeeds after the payment settled elsewhere, then a compensation goes to its gateway and is confirmed', async () => {
-    run = await twoGateways({ mode: 'late', lateMs: 700 }, {});
+    run = await twoGateways({ mode: 'late', lateMs: 2_000 }, {});
     const id = await run.pay();
     const [terminal] = await run.statuses.untilTerminal([id]);
     expect(terminal).toMatchObject({ status: 'SUCCESS', gatewayId: 'second' });

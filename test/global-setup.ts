@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startLocalKafka } from '../scripts/kafka-local';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
+import { freePort } from './support/processes';
 
 /**
  * Finds a Kafka broker for the test run, in this order: KAFKA_BROKERS if set;
@@ -39,18 +39,6 @@ async function findKafka(): Promise<string> {
     rmSync(dataDir, { recursive: true, force: true });
   };
   return kafka.brokers;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts @testcontainers/kafka when testcontainers finds a container runtime; undefined otherwise. */

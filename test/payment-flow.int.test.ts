@@ -1,5 +1,4 @@
-import { deposit, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
-import { fetchApi } from './support/env';
+import { deposit, fetchPayment, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
 
 describe('one payment end to end on real Kafka and Redis', () => {
   let stack: TestStack;
@@ -20,11 +19,6 @@ describe('one payment end to end on real Kafka and Redis', () => {
     await stack?.stop();
   });
 
-  const getPayment = async (id: string) => {
-    const response = await fetchApi(`${stack.baseUrl}/v1/payments/${id}`);
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
-
   test('When the gateway approves, then the payment ends SUCCESS and GET shows the attempt', async () => {
     const accepted = await postPayment(stack.baseUrl, deposit());
     expect(accepted.status).toBe(202);
@@ -34,7 +28,7 @@ describe('one payment end to end on real Kafka and Redis', () => {
     const [terminal] = await statuses.untilTerminal([id]);
     expect(terminal).toMatchObject({ status: 'SUCCESS', gatewayId: 'approver' });
 
-    const fetched = await getPayment(id);
+    const fetched = await fetchPayment(stack.baseUrl, id);
     expect(fetched.status).toBe(200);
     expect(fetched.body).toMatchObject({ id, status: 'SUCCESS' });
     expect(fetched.body.attempts).toEqual([
@@ -49,7 +43,7 @@ describe('one payment end to end on real Kafka and Redis', () => {
 
     const [terminal] = await statuses.untilTerminal([id]);
     expect(terminal).toMatchObject({ status: 'FAILURE', reason: 'insufficient_funds', gatewayId: 'decliner' });
-    const fetched = await getPayment(id);
+    const fetched = await fetchPayment(stack.baseUrl, id);
     expect(fetched.body).toMatchObject({ status: 'FAILURE', reason: 'insufficient_funds' });
     expect(fetched.body.attempts).toEqual([expect.objectContaining({ status: 'failed', reasonCode: 'insufficient_funds' })]);
   });
@@ -66,7 +60,7 @@ describe('one payment end to end on real Kafka and Redis', () => {
   });
 
   test('When the payment id is unknown, then GET answers 404', async () => {
-    const fetched = await getPayment('no-such-payment');
+    const fetched = await fetchPayment(stack.baseUrl, 'no-such-payment');
     expect(fetched.status).toBe(404);
     expect(fetched.body).toEqual({ error: expect.objectContaining({ code: 'not_found', field: 'id' }) });
   });

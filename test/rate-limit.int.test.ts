@@ -1,8 +1,7 @@
 import { loadOrchestratorConfig } from '../orchestrator/config';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/main';
-import type { Payment } from '../orchestrator/state/payment';
-import { testLogger, fetchApi } from './support/env';
-import { deposit, postPayment, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
+import { testLogger } from './support/env';
+import { deposit, getPayment, postPayment, rule, startTestStack, untilRouting, watchStatuses, type TestStack } from './support/stack';
 
 // Selection walks the rules sorted by gateway id; with `random` pinned to 0 the
 // first eligible one is always chosen, so 'limited' gets every payment its
@@ -12,14 +11,6 @@ const SPARE = 'spare';
 const PER_SECOND = 5;
 const BURST_PER_INSTANCE = 20;
 const firstEligible = () => 0;
-
-type PaymentView = Omit<Payment, 'statusSequence'>;
-
-async function getPayment(baseUrl: string, id: string): Promise<PaymentView> {
-  const response = await fetchApi(`${baseUrl}/v1/payments/${id}`);
-  expect(response.status).toBe(200);
-  return (await response.json()) as PaymentView;
-}
 
 async function rateLimitedCount(baseUrl: string, gatewayId: string): Promise<number> {
   const metrics = await (await fetch(`${baseUrl}/metrics`)).text();

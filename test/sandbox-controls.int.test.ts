@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Consumer, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { attemptCommand, attemptRequested, resultMessage, type ResultMessage } from '../topics/schemas';
+import { collectTopic } from './support/collect';
 import { rule, startTestStack, type TestStack } from './support/stack';
 
 const GATEWAY = 'sandboxed';
@@ -16,39 +17,8 @@ async function sandboxRequest(stack: TestStack, method: 'GET' | 'PUT', body?: un
 }
 
 /** Everything on the results topic, read by a group of its own; a test awaits the message it expects (no sleeps). */
-async function watchResults(stack: TestStack) {
-  const seen: ResultMessage[] = [];
-  const waiters: Array<() => void> = [];
-  const consumer: Consumer = stack.kafka.consumer({ groupId: `${stack.env.TOPIC_PREFIX}results-${randomUUID()}`, maxWaitTimeInMs: 100 });
-  await consumer.connect();
-  await consumer.subscribe({ topic: stack.topics.gatewayResults, fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      seen.push(resultMessage.parse(JSON.parse(message.value?.toString() ?? '')));
-      for (const wake of waiters.splice(0)) wake();
-    },
-  });
-  return {
-    seen,
-    /** Resolves with the first result that matches, as soon as it arrives. */
-    async until(match: (result: ResultMessage) => boolean, timeoutMs = 30_000): Promise<ResultMessage> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const found = seen.find(match);
-        if (found) return found;
-        if (Date.now() > deadline) throw new Error(`no matching result after ${timeoutMs} ms; seen ${JSON.stringify(seen)}`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-          waiters.push(() => {
-            clearTimeout(timer);
-            resolve();
-          });
-        });
-      }
-    },
-    stop: () => consumer.disconnect(),
-  };
-}
+const watchResults = (stack: TestStack) =>
+  collectTopic(stack.kafka, stack.topics.gatewayResults, resultMessage, { groupPrefix: `${stack.env.TOPIC_PREFIX}results-`, label: 'result', timeoutMs: 30_000 });
 
 const envelope = <T extends string>(type: T) => ({ eventId: randomUUID(), type, occurredAt: new Date().toISOString(), schemaVersion: 1 as const });
 
@@ -135,7 +105,7 @@ describe('sandbox chaos controls and commands', () => {
     await send(paymentId, [requestOf(paymentId, attemptId), cancelOf(paymentId, attemptId)]);
     const answer = await results.until(isCommandResult(attemptId));
     expect(answer).toMatchObject({ command: 'cancel', paymentId, attemptId, result: 'cancelled' });
-    expect(results.seen.filter((result) => result.attemptId === attemptId)).toEqual([answer]);
+    expect(results.messages.filter((result) => result.attemptId === attemptId)).toEqual([answer]);
   });
 
   test('When the gateway stops with a late attempt still waiting, then it stops within the drain grace without answering it', async () => {
@@ -149,6 +119,6 @@ describe('sandbox chaos controls and commands', () => {
     await stack.gateways.get(GATEWAY)?.stop();
     // The drain grace is 1 s; the rest is Kafka clients disconnecting. Far below the 600 s the attempt waits.
     expect(Date.now() - started).toBeLessThan(10_000);
-    expect(results.seen.filter((result) => result.attemptId === attemptId)).toEqual([]);
+    expect(results.messages.filter((result) => result.attemptId === attemptId)).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { gatewayRule, type GatewayRule } from '../../topics/schemas';
+import { ruleBuilder } from '../test-fixtures';
 import { createRouter, type Router } from '../routing/router';
 import { createRuleBook } from '../routing/rules';
 import type { RoutingDecision } from '../routing/select';
@@ -113,20 +113,8 @@ describe('decideWithinBudget: with a scripted decision', () => {
 // With the real router and the real state machine: refusals change the route.
 // ---------------------------------------------------------------------------
 
-function rule(gatewayId: string, overrides: Partial<GatewayRule> = {}): GatewayRule {
-  return gatewayRule.parse({
-    gatewayId,
-    enabled: true,
-    regions: ['EU'],
-    paymentTypes: ['deposit', 'withdrawal'],
-    currencies: ['EUR'],
-    weight: 1,
-    timeoutMs: 5_000,
-    rateLimitPerSecond: 10,
-    available: true,
-    ...overrides,
-  });
-}
+/** A valid rule serving EUR in the EU, rate-limited to 10 a second. */
+const rule = ruleBuilder({ rateLimitPerSecond: 10 });
 
 interface Stack {
   router: Router;
@@ -190,15 +178,21 @@ function givenPayment(): Payment {
 
 const decisionEffects = (decision: Decision) => (decision.changed ? decision.effects : []);
 
+/** att-1 of a fresh payment times out at 30 s, decided within budget: the (changed) decision and the attempts it dispatches. */
+async function afterTimeout(router: Router, context: DecisionContext) {
+  const payment = givenPayment();
+  const decision = await decideWithinBudget(router, () => decide(payment, { kind: 'timeout', attemptId: 'att-1', at: at(30) }, context), decisionEffects);
+  if (!decision.changed) throw new Error(`unchanged: ${decision.why}`);
+  const dispatched = decision.effects.flatMap((effect) => (effect.type === 'dispatch' ? [effect.attempt] : []));
+  return { decision, dispatched };
+}
+
 describe('decideWithinBudget: with the router and the state machine', () => {
   test('When the failover gateway is over its budget, then the attempt goes to the next one and records why the first was skipped', async () => {
     const { router, context, take, released } = stack(new Set(['gw-b']));
-    const payment = givenPayment();
 
-    const decision = await decideWithinBudget(router, () => decide(payment, { kind: 'timeout', attemptId: 'att-1', at: at(30) }, context), decisionEffects);
+    const { decision, dispatched } = await afterTimeout(router, context);
 
-    if (!decision.changed) throw new Error(`unchanged: ${decision.why}`);
-    const dispatched = decision.effects.flatMap((effect) => (effect.type === 'dispatch' ? [effect.attempt] : []));
     expect(dispatched.map((attempt) => attempt.gatewayId)).toEqual(['gw-c']);
     expect(dispatched[0]?.routing.excluded).toEqual([
       { gatewayId: 'gw-a', reason: 'already-tried' },
@@ -230,12 +224,9 @@ describe('decideWithinBudget: with the router and the state machine', () => {
 
   test("When the failover gateway's half-open trial is taken before it can be claimed, then the attempt goes to the next one, records it as circuit-open, and no budget is taken for it", async () => {
     const { router, context, take, released } = stack(new Set(), 5, new Set(['gw-b']));
-    const payment = givenPayment();
 
-    const decision = await decideWithinBudget(router, () => decide(payment, { kind: 'timeout', attemptId: 'att-1', at: at(30) }, context), decisionEffects);
+    const { dispatched } = await afterTimeout(router, context);
 
-    if (!decision.changed) throw new Error(`unchanged: ${decision.why}`);
-    const dispatched = decision.effects.flatMap((effect) => (effect.type === 'dispatch' ? [effect.attempt] : []));
     expect(dispatched.map((attempt) => attempt.gatewayId)).toEqual(['gw-c']);
     expect(dispatched[0]?.routing.excluded).toEqual([
       { gatewayId: 'gw-a', reason: 'already-tried' },

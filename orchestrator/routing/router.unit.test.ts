@@ -1,24 +1,10 @@
-import { gatewayRule, type GatewayRule, type RuleChanged } from '../../topics/schemas';
+import type { GatewayRule, RuleChanged } from '../../topics/schemas';
+import { validRule as rule } from '../test-fixtures';
 import type { PaymentType } from '../state/payment';
 import type { RateLimiter } from './rate-limit';
 import { createRouter, type Router } from './router';
 import { DEFAULT_TIMEOUT_MS, createRuleBook, type MutableRuleBook } from './rules';
 import type { RoutablePayment } from './select';
-
-/** A valid rule (parsed by the contract's schema, so its defaults apply) serving EUR in the EU. */
-function rule(gatewayId: string, overrides: Partial<GatewayRule> = {}): GatewayRule {
-  return gatewayRule.parse({
-    gatewayId,
-    enabled: true,
-    regions: ['EU'],
-    paymentTypes: ['deposit', 'withdrawal'],
-    currencies: ['EUR'],
-    weight: 1,
-    timeoutMs: 5_000,
-    available: true,
-    ...overrides,
-  });
-}
 
 const euDeposit: RoutablePayment = { type: 'deposit', amount: '10000', currency: 'EUR', region: 'EU' };
 const NONE: ReadonlySet<string> = new Set();

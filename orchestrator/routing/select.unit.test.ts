@@ -1,23 +1,9 @@
-import { gatewayRule, type GatewayRule } from '../../topics/schemas';
+import type { GatewayRule } from '../../topics/schemas';
+import { validRule as rule } from '../test-fixtures';
 import { selectGateway, servesPayment, type ExclusionReason, type RoutablePayment, type SelectionInput } from './select';
 
 /** The largest double below 1: what Math.random() can return at most. */
 const JUST_BELOW_ONE = 1 - 2 ** -53;
-
-/** A valid rule (parsed by the contract's own schema, so its defaults apply) serving EUR in the EU. */
-function rule(gatewayId: string, overrides: Partial<GatewayRule> = {}): GatewayRule {
-  return gatewayRule.parse({
-    gatewayId,
-    enabled: true,
-    regions: ['EU'],
-    paymentTypes: ['deposit', 'withdrawal'],
-    currencies: ['EUR'],
-    weight: 1,
-    timeoutMs: 5_000,
-    available: true,
-    ...overrides,
-  });
-}
 
 const euDeposit: RoutablePayment = { type: 'deposit', amount: '10000', currency: 'EUR', region: 'EU' };
 

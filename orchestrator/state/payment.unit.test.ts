@@ -126,6 +126,18 @@ function attempt(payment: Payment, id: string): Attempt {
 
 const statuses = (payment: Payment) => payment.attempts.map((candidate) => [candidate.id, candidate.gatewayId, candidate.status]);
 
+/** att-1's success settled the payment while att-2 (gw-b) was in flight: SUCCESS published, att-2 cancelled. */
+function expectAtt1SettlesAndAtt2Cancelled(decision: Decision): void {
+  const { payment: next, effects } = expectChanged(decision);
+
+  expect(next.status).toBe('SUCCESS');
+  expect(statuses(next)).toEqual([
+    ['att-1', 'gw-a', 'succeeded'],
+    ['att-2', 'gw-b', 'cancelled'],
+  ]);
+  expect(effects).toEqual([{ type: 'publish-status' }, { type: 'cancel', attempt: attempt(next, 'att-2') }]);
+}
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
@@ -446,14 +458,7 @@ describe('decide: late successes', () => {
     const { context } = harness();
     const payment = given(context, failure('att-1', 'gateway_error', 5));
 
-    const { payment: next, effects } = expectChanged(decide(payment, success('att-1', 7), context));
-
-    expect(next.status).toBe('SUCCESS');
-    expect(statuses(next)).toEqual([
-      ['att-1', 'gw-a', 'succeeded'],
-      ['att-2', 'gw-b', 'cancelled'],
-    ]);
-    expect(effects).toEqual([{ type: 'publish-status' }, { type: 'cancel', attempt: attempt(next, 'att-2') }]);
+    expectAtt1SettlesAndAtt2Cancelled(decide(payment, success('att-1', 7), context));
   });
 
   test('When an attempt still in flight succeeds although the payment is already terminal, then it is compensated', () => {
@@ -626,14 +631,7 @@ describe('decide: withdrawals whose gateway timed out (cancel-first)', () => {
     const { context } = withdrawalHarness();
     const payment = givenWithdrawal(context, timeout('att-1', 30), cancelConfirmed('att-1', 33));
 
-    const { payment: next, effects } = expectChanged(decide(payment, success('att-1', 36), context));
-
-    expect(next.status).toBe('SUCCESS');
-    expect(statuses(next)).toEqual([
-      ['att-1', 'gw-a', 'succeeded'],
-      ['att-2', 'gw-b', 'cancelled'],
-    ]);
-    expect(effects).toEqual([{ type: 'publish-status' }, { type: 'cancel', attempt: attempt(next, 'att-2') }]);
+    expectAtt1SettlesAndAtt2Cancelled(decide(payment, success('att-1', 36), context));
   });
 
   test('When the cancel is confirmed after the payment settled elsewhere, then the attempt is marked cancelled and nothing is sent', () => {
