@@ -3,7 +3,8 @@ import { Counter } from 'prom-client';
 import { createTokenVerifier } from '../runtime/auth';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
-import { createKafka, createPublisher, kafkaMetrics } from '../runtime/kafka';
+import { connectKafka } from '../runtime/kafka';
+import { ruleSignatureCheck } from '../runtime/signing';
 import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
@@ -44,11 +45,14 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
   });
 
   try {
-    const kafka = createKafka(config.KAFKA_BROKERS, `backoffice-${config.INSTANCE_ID}`, logger);
-    const kafkaCounters = kafkaMetrics(registry);
-    const publisher = await createPublisher(kafka, kafkaCounters);
-    lifecycle.add('kafka producer', () => publisher.producer.disconnect());
-    const follow = { kafka, publisher, deadLetterTopic: topics.deadLetter, metrics: kafkaCounters, logger };
+    const { publisher, metrics: kafkaCounters, consumerDeps: follow } = await connectKafka({
+      brokers: config.KAFKA_BROKERS,
+      clientId: `backoffice-${config.INSTANCE_ID}`,
+      deadLetterTopic: topics.deadLetter,
+      logger,
+      registry,
+      lifecycle,
+    });
 
     const view = createRuleView();
     const rules = await followCompactedTopic({
@@ -56,6 +60,8 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       topic: topics.rules,
       schema: ruleChanged,
       name: `${config.TOPIC_PREFIX}backoffice-rules`,
+      // The back office's view must not show what it would not have written itself.
+      authenticate: ruleSignatureCheck(config.RULES_SIGNING_KEY),
       apply: (gatewayId, event, offset) => {
         if (!view.apply(gatewayId, event, offset)) {
           versionConflicts.inc();

@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { createHttpApp, listen, parseOr400 } from '../runtime/http';
-import { createKafka, createPublisher, kafkaMetrics, on, startConsumer } from '../runtime/kafka';
+import { connectKafka, on, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
@@ -54,10 +54,14 @@ export async function startGateway(
     { random: overrides.random ?? Math.random, clock, sleep: abortableSleep, memory: config.SANDBOX_ATTEMPT_MEMORY },
   );
   try {
-    const kafka = createKafka(config.KAFKA_BROKERS, `gateway-${config.GATEWAY_ID}`, logger);
-    const counters = kafkaMetrics(registry);
-    const publisher = await createPublisher(kafka, counters);
-    lifecycle.add('kafka producer', () => publisher.producer.disconnect());
+    const { kafka, publisher, metrics: counters } = await connectKafka({
+      brokers: config.KAFKA_BROKERS,
+      clientId: `gateway-${config.GATEWAY_ID}`,
+      deadLetterTopic: topics.deadLetter,
+      logger,
+      registry,
+      lifecycle,
+    });
 
     const worker = createGatewayWorker({
       gatewayId: config.GATEWAY_ID,

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createTokenVerifier } from '../runtime/auth';
-import { SIGNATURE_HEADER, verifyMessage } from '../runtime/signing';
+import { ruleSignatureCheck } from '../runtime/signing';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
-import { createKafka, createPublisher, kafkaMetrics, on, startConsumer } from '../runtime/kafka';
+import { connectKafka, on, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
@@ -57,11 +57,14 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       await redis.quit();
     });
 
-    const kafka = createKafka(config.KAFKA_BROKERS, `orchestrator-${config.INSTANCE_ID}`, logger);
-    const kafkaCounters = kafkaMetrics(registry);
-    const publisher = await createPublisher(kafka, kafkaCounters);
-    lifecycle.add('kafka producer', () => publisher.producer.disconnect());
-    const follow = { kafka, publisher, deadLetterTopic: topics.deadLetter, metrics: kafkaCounters, logger };
+    const { publisher, consumerDeps: follow } = await connectKafka({
+      brokers: config.KAFKA_BROKERS,
+      clientId: `orchestrator-${config.INSTANCE_ID}`,
+      deadLetterTopic: topics.deadLetter,
+      logger,
+      registry,
+      lifecycle,
+    });
 
     const ruleBook = createRuleBook();
     const rules = await followCompactedTopic({
@@ -70,8 +73,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       schema: ruleChanged,
       name: `${config.TOPIC_PREFIX}orchestrator-rules`,
       // Only the back office (holding the signing key) may steer routing.
-      authenticate: ({ key, raw, headers }) =>
-        verifyMessage(config.RULES_SIGNING_KEY, key, raw, headers[SIGNATURE_HEADER]) ? undefined : 'bad-signature',
+      authenticate: ruleSignatureCheck(config.RULES_SIGNING_KEY),
       apply: (gatewayId, event, offset) => {
         ruleBook.apply(gatewayId, event, offset);
         logger.info({ gatewayId, rule: event?.rule ?? null, version: event?.version, changedBy: event?.changedBy, offset }, 'routing rule applied');

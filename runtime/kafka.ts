@@ -284,3 +284,24 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   });
   return { consumer, joined, isHealthy: () => healthy };
 }
+
+/**
+ * A service's Kafka wiring: the client, its counters and a connected
+ * producer whose disconnect is registered with the service's lifecycle, plus
+ * what consumers need to dead-letter through it.
+ */
+export async function connectKafka(options: {
+  brokers: string[];
+  clientId: string;
+  deadLetterTopic: string;
+  logger: Logger;
+  registry: Registry;
+  lifecycle: { add: (name: string, dispose: () => Promise<void>) => void };
+}) {
+  const { logger } = options;
+  const kafka = createKafka(options.brokers, options.clientId, logger);
+  const metrics = kafkaMetrics(options.registry);
+  const publisher = await createPublisher(kafka, metrics);
+  options.lifecycle.add('kafka producer', () => publisher.producer.disconnect());
+  return { kafka, publisher, metrics, consumerDeps: { kafka, publisher, deadLetterTopic: options.deadLetterTopic, metrics, logger } };
+}

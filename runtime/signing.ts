@@ -37,3 +37,9 @@ export function verifyMessage(key: string, messageKey: string, value: Buffer | n
   if (!signature || !/^[0-9a-f]{64}$/.test(signature)) return false;
   return timingSafeEqual(mac(key, messageKey, value), Buffer.from(signature, 'hex'));
 }
+
+/** The authenticity check a follower of the rule topic applies: undefined when signed with `key`, else the reason. */
+export const ruleSignatureCheck =
+  (key: string) =>
+  ({ key: messageKey, raw, headers }: { key: string; raw: Buffer | null; headers: Record<string, string | undefined> }): string | undefined =>
+    verifyMessage(key, messageKey, raw, headers[SIGNATURE_HEADER]) ? undefined : 'bad-signature';
