@@ -5,7 +5,7 @@ import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
 import { connectKafka } from '../runtime/kafka';
 import { ruleSignatureCheck } from '../runtime/signing';
-import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
+import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 
@@ -23,10 +23,7 @@ export interface BackofficeOverrides {
   logger?: Logger;
 }
 
-export interface RunningBackoffice {
-  port: number;
-  stop: () => Promise<void>;
-}
+export type RunningBackoffice = RunningService;
 
 /**
  * The composition root: follows the rule, health and audit topics until it

@@ -1,7 +1,7 @@
 import type { Express } from 'express';
 import { createHttpApp, listen, parseOr400 } from '../runtime/http';
 import { connectKafka, on, startConsumer } from '../runtime/kafka';
-import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
+import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 import { topicNames } from '../topics/names';
@@ -10,10 +10,8 @@ import { loadGatewayConfig, type GatewayConfig } from './config';
 import { abortableSleep, createSandboxAdapter, sandboxSettings, type SandboxAdapter } from './sandbox';
 import { createGatewayWorker } from './worker';
 
-export interface RunningGateway {
-  port: number;
+export interface RunningGateway extends RunningService {
   sandbox: SandboxAdapter;
-  stop: () => Promise<void>;
 }
 
 /**

@@ -4,7 +4,7 @@ import { ruleSignatureCheck } from '../runtime/signing';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
 import { connectKafka, on, startConsumer } from '../runtime/kafka';
-import { Lifecycle, exitOnSignals, runMain } from '../runtime/lifecycle';
+import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 import { createRedis } from '../runtime/redis';
@@ -35,10 +35,7 @@ export interface OrchestratorOverrides {
   logger?: Logger;
 }
 
-export interface RunningOrchestrator {
-  port: number;
-  stop: () => Promise<void>;
-}
+export type RunningOrchestrator = RunningService;
 
 /** The composition root: builds every part with its dependencies and starts them in order. */
 export async function startOrchestrator(config: OrchestratorConfig, overrides: OrchestratorOverrides = {}): Promise<RunningOrchestrator> {

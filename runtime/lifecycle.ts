@@ -2,6 +2,12 @@ import type { Logger } from './logger';
 
 type Disposer = () => Promise<void> | void;
 
+/** What every service's start function returns: where it listens, and how to drain and stop it. */
+export interface RunningService {
+  port: number;
+  stop: () => Promise<void>;
+}
+
 /**
  * Start-up and shutdown in one place: every resource registers a disposer as
  * it starts, and shutdown runs them in reverse order, so a consumer stops

@@ -11,7 +11,7 @@ import { OPENAPI_FILE, renderOpenApi } from '../scripts/openapi';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
-/** A dependency that route registration must not touch: any use of it throws. */
+/** A dependency that route registration must not touch: every use of it throws. */
 function unused<T>(name: string): T {
   const fail = () => {
     throw new Error(`fake ${name} was used; registering routes should not need it`);
