@@ -13,6 +13,8 @@ const backofficeEnv = z.object({
   SHUTDOWN_GRACE_MS: positiveInt(15_000),
   /** How long a write waits to read its own rule event back from the topic before answering 504. */
   WRITE_APPLY_TIMEOUT_MS: positiveInt(10_000),
+  /** An orchestrator's outcome report older than this is from an instance that stopped, and leaves the success rates. */
+  GATEWAY_STATS_STALE_MS: positiveInt(30_000),
 });
 
 export type BackofficeConfig = z.infer<typeof backofficeEnv>;

@@ -10,11 +10,11 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 
 import { topicNames } from '../topics/names';
-import { gatewayHealthChanged, ruleChanged, ruleAudited } from '../topics/schemas';
+import { gatewayHealthChanged, gatewayStatsReported, ruleChanged, ruleAudited } from '../topics/schemas';
 import { backofficeRoutes } from './api/routes';
 import { operatorPageRoutes } from './web/routes';
 import { loadBackofficeConfig, type BackofficeConfig } from './config';
-import { createAuditTrail, createHealthView, createRuleView } from './rules/view';
+import { createAuditTrail, createHealthView, createRuleView, createSuccessRates } from './rules/view';
 import { createRuleWriter } from './rules/writer';
 
 /** What can be swapped in tests; production uses the defaults. */
@@ -78,6 +78,16 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
     });
     lifecycle.add('health follower', () => healthFollower.consumer.disconnect());
 
+    const successRates = createSuccessRates(config.GATEWAY_STATS_STALE_MS);
+    const statsFollower = await followCompactedTopic({
+      ...follow,
+      topic: topics.gatewayStats,
+      schema: gatewayStatsReported,
+      name: `${config.TOPIC_PREFIX}backoffice-stats`,
+      apply: (instanceId, report) => successRates.apply(instanceId, report),
+    });
+    lifecycle.add('stats follower', () => statsFollower.consumer.disconnect());
+
     // Not compacted, but read the same way: from the beginning on every start, caught up before serving.
     const trail = createAuditTrail();
     const audit = await followCompactedTopic({
@@ -92,7 +102,7 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       },
     });
     lifecycle.add('audit follower', () => audit.consumer.disconnect());
-    await Promise.all([rules.caughtUp, healthFollower.caughtUp, audit.caughtUp]);
+    await Promise.all([rules.caughtUp, healthFollower.caughtUp, audit.caughtUp, statsFollower.caughtUp]);
 
     const write = createRuleWriter({
       producer: publisher.producer,
@@ -111,13 +121,15 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       {
         logger,
         registry,
-        isReady: () => rules.isHealthy() && healthFollower.isHealthy() && audit.isHealthy(),
+        isReady: () => rules.isHealthy() && healthFollower.isHealthy() && audit.isHealthy() && statsFollower.isHealthy(),
         isDraining: () => lifecycle.isStopping,
       },
       (routes) => {
         backofficeRoutes(routes, {
           view,
           health,
+          successRates,
+          clock,
           trail,
           write,
           verifyToken: createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER }),

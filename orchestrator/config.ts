@@ -28,6 +28,10 @@ const orchestratorEnv = z.object({
   BREAKER_WINDOW_MS: positiveInt(10_000),
   /** How long a breaker stays open before a half-open trial. */
   BREAKER_RESET_TIMEOUT_MS: positiveInt(5_000),
+  /** The window of the per-gateway outcome counts reported to the back office (its "recent success rate"). */
+  GATEWAY_STATS_WINDOW_MS: positiveInt(5 * 60_000),
+  /** How often each instance reports those counts. */
+  GATEWAY_STATS_REPORT_MS: positiveInt(5_000),
 });
 
 export type OrchestratorConfig = z.infer<typeof orchestratorEnv>;

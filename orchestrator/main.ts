@@ -21,6 +21,8 @@ import { createBreakers } from './health/breakers';
 import { createHealthWeights } from './health/weights';
 import { createOrchestratorMetrics, registerGatewayGauges } from './metrics';
 import { createOutcomeApplier } from './results/apply-outcome';
+import { createAttemptStats } from './health/attempt-stats';
+import { startStatsReporter } from './health/stats-reporter';
 import { handleResultMessage } from './results/consumer';
 import { createRateLimiter } from './routing/rate-limit';
 import { createRouter } from './routing/router';
@@ -115,6 +117,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     lifecycle.add('health follower', () => health.consumer.disconnect());
 
     const healthWeights = createHealthWeights();
+    const attemptStats = createAttemptStats(config.GATEWAY_STATS_WINDOW_MS);
     registerGatewayGauges(registry, { ruleBook, breakers, healthWeights });
     const router = createRouter({
       ruleBook,
@@ -134,6 +137,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       router,
       breakers,
       healthWeights,
+      attemptStats,
       metrics,
       logger,
       decisionContext: {
@@ -149,6 +153,19 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
 
     const stopTimeouts = startTimeoutScheduler({ store, applyOutcome, clock, logger, pollMs: config.TIMEOUT_POLL_MS });
     lifecycle.add('timeout scheduler', stopTimeouts);
+    lifecycle.add(
+      'gateway stats reporter',
+      startStatsReporter({
+        attemptStats,
+        publisher,
+        topic: topics.gatewayStats,
+        instanceId: config.INSTANCE_ID,
+        clock,
+        newId: randomUUID,
+        logger,
+        intervalMs: config.GATEWAY_STATS_REPORT_MS,
+      }),
+    );
 
     const results = await startConsumer({
       ...follow,

@@ -15,6 +15,7 @@ const BETA = 'beta';
 const SCREENSHOT = join(__dirname, '..', 'docs', 'operator-page.png');
 /** Each browser step waits at most this long for the page (Playwright's waiting locators, no sleeps). */
 const STEP_MS = 10_000;
+const VERSION_COLUMN = 6;
 
 const run = promisify(execFile);
 
@@ -46,7 +47,12 @@ describe('operator web page', () => {
 
   beforeAll(async () => {
     await ensureChromium();
-    stack = await startTestStack({ rules: [rule(ALPHA, { weight: 1 }), rule(BETA, { weight: 1 })] });
+    stack = await startTestStack({
+      rules: [rule(ALPHA, { weight: 1 }), rule(BETA, { weight: 1 })],
+      // Beta declines everything, so the two success rates differ; reports come fast enough for a test.
+      sandboxes: { [BETA]: { mode: 'decline' } },
+      orchestrator: { env: { GATEWAY_STATS_REPORT_MS: '100' } },
+    });
     backoffice = await startBackoffice(loadBackofficeConfig(stack.env), { logger: testLogger('backoffice') });
     pageUrl = `http://127.0.0.1:${backoffice.port}`;
     const settings = { secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' };
@@ -137,7 +143,7 @@ describe('operator web page', () => {
 
   it('When an operator saves a weight from a stale page, then the page asks to reload with the 412, and after Reload the save goes through', async () => {
     const page = await signedInPage(tokens.operator);
-    const seen = Number(await rowOf(page, BETA).getByRole('cell').nth(5).textContent());
+    const seen = Number(await rowOf(page, BETA).getByRole('cell').nth(VERSION_COLUMN).textContent());
 
     // Someone else changes beta after this page read it.
     const current = await fetch(`${pageUrl}/v1/gateways/${BETA}`, { headers: { authorization: `Bearer ${tokens.operator}` } });
@@ -154,13 +160,37 @@ describe('operator web page', () => {
     await untilText(message(page), /412.*Press Reload/);
 
     await page.getByRole('button', { name: 'Reload' }).click();
-    await untilText(rowOf(page, BETA).getByRole('cell').nth(5), new RegExp(`^${seen + 1}$`));
+    await untilText(rowOf(page, BETA).getByRole('cell').nth(VERSION_COLUMN), new RegExp(`^${seen + 1}$`));
     expect(await rowOf(page, BETA).getByRole('spinbutton', { name: 'Weight of beta' }).inputValue()).toBe('2');
     await rowOf(page, BETA).getByRole('spinbutton', { name: 'Weight of beta' }).fill('5');
     await rowOf(page, BETA).getByRole('button', { name: 'Save weight of beta' }).click();
     await untilText(message(page), new RegExp(`Weight of beta is now 5 \\(version ${seen + 2}\\)`));
     expect(await rowOf(page, BETA).getByRole('spinbutton', { name: 'Weight of beta' }).inputValue()).toBe('5');
     await untilRouting(stack.baseUrl, (view) => view.gateways.some((g) => g.gatewayId === BETA && g.weight === 5));
+    await page.context().close();
+  });
+
+  it("When payments have gone through both gateways, then the page shows each gateway's recent success rate from the orchestrators' reports", async () => {
+    for (let sent = 0; sent < 20; sent += 1) expect((await postPayment(stack.baseUrl, deposit())).status).toBe(202);
+
+    // The reports arrive on their own schedule: wait (bounded) until the back office has both gateways' outcomes.
+    type Listed = { gateways: Array<{ gatewayId: string; recentSuccess: { rate: number; successes: number; declines: number; attempts: number; windowSeconds: number } | null }> };
+    const deadline = Date.now() + 15_000;
+    let listed: Listed;
+    const rateOf = (gatewayId: string) => listed.gateways.find((gateway) => gateway.gatewayId === gatewayId)?.recentSuccess;
+    for (;;) {
+      listed = (await (await fetch(`${pageUrl}/v1/gateways`, { headers: { authorization: `Bearer ${tokens.viewer}` } })).json()) as Listed;
+      if ((rateOf(ALPHA)?.successes ?? 0) > 0 && (rateOf(BETA)?.declines ?? 0) > 0) break;
+      if (Date.now() > deadline) throw new Error(`success rates never reported: ${JSON.stringify(listed)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(rateOf(ALPHA)).toMatchObject({ rate: 1, declines: 0, windowSeconds: 300 });
+    expect(rateOf(BETA)).toMatchObject({ rate: 0, successes: 0, windowSeconds: 300 });
+
+    const page = await signedInPage(tokens.viewer);
+    await untilText(rowOf(page, ALPHA), /100\.0 % of \d+/);
+    await untilText(rowOf(page, BETA), /0\.0 % of \d+/);
+    expect(await rowOf(page, BETA).getByRole('cell').nth(VERSION_COLUMN - 1).getAttribute('title')).toMatch(/\d+ declined/);
     await page.context().close();
   });
 });

@@ -29,6 +29,8 @@ export function topicNames(prefix = '') {
     rules: `${prefix}backoffice.rules`,
     /** Breaker state per gateway, compacted by gateway id. */
     gatewayHealth: `${prefix}gateway.health`,
+    /** Each orchestrator instance's recent attempt outcomes per gateway, compacted by instance id. */
+    gatewayStats: `${prefix}gateway.stats`,
     /** Messages a consumer could not accept. */
     deadLetter: `${prefix}deadletter`,
     /** Every rule change with who, before and after, keyed by gateway id; not compacted, so the trail stays. */
@@ -50,6 +52,7 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[]): Topic
     { topic: names.paymentStatus, numPartitions: PAYMENT_PARTITIONS, configEntries: retention(30) },
     { topic: names.rules, numPartitions: 1, configEntries: compacted },
     { topic: names.gatewayHealth, numPartitions: 1, configEntries: compacted },
+    { topic: names.gatewayStats, numPartitions: 1, configEntries: compacted },
     { topic: names.deadLetter, numPartitions: 1, configEntries: retention(30) },
     // One partition keeps the whole trail in order; rule changes are rare.
     { topic: names.audit, numPartitions: 1, configEntries: retention(365) },

@@ -129,6 +129,44 @@ export const gatewayHealthChanged = envelope('gateway.health').extend({
 });
 export type GatewayHealthChanged = z.infer<typeof gatewayHealthChanged>;
 
+/** Attempt outcomes of one gateway, counted by one orchestrator instance over its recent window. */
+const gatewayOutcomeCounts = z.object({
+  gatewayId: ids.gatewayId,
+  successes: z.number().int().nonnegative(),
+  /** Final (business) declines: the gateway worked, the payment was refused. */
+  declines: z.number().int().nonnegative(),
+  /** Retryable (technical) failures. */
+  failures: z.number().int().nonnegative(),
+  timeouts: z.number().int().nonnegative(),
+});
+export type GatewayOutcomeCounts = z.infer<typeof gatewayOutcomeCounts>;
+
+/** Adds up counts per gateway (several time slices, or several instances' reports), sorted by gateway id. */
+export function sumOutcomeCounts(counts: Iterable<GatewayOutcomeCounts>): GatewayOutcomeCounts[] {
+  const totals = new Map<string, GatewayOutcomeCounts>();
+  for (const { gatewayId, successes, declines, failures, timeouts } of counts) {
+    const total = totals.get(gatewayId) ?? { gatewayId, successes: 0, declines: 0, failures: 0, timeouts: 0 };
+    totals.set(gatewayId, total);
+    total.successes += successes;
+    total.declines += declines;
+    total.failures += failures;
+    total.timeouts += timeouts;
+  }
+  return [...totals.values()].sort((a, b) => a.gatewayId.localeCompare(b.gatewayId));
+}
+
+/**
+ * Orchestrator → back office: one instance's recent attempt outcomes per
+ * gateway, replaced every few seconds (compacted by instance id), so the
+ * operator page can show a recent success rate summed over every instance.
+ */
+export const gatewayStatsReported = envelope('gateway.stats').extend({
+  reportedBy: z.string().min(1).max(100),
+  windowSeconds: z.number().int().positive(),
+  gateways: z.array(gatewayOutcomeCounts).max(1000),
+});
+export type GatewayStatsReported = z.infer<typeof gatewayStatsReported>;
+
 /** Anything a consumer could not accept, parked with the reason and where it came from. */
 export const deadLetter = envelope('dead.letter').extend({
   sourceTopic: z.string(),

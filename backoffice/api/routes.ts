@@ -6,7 +6,7 @@ import { parseOr400 } from '../../runtime/http';
 import { ids } from '../../topics/envelope';
 import { gatewayRule } from '../../topics/schemas';
 import { regionWarnings, type RuleCommand, type RuleEntry } from '../rules/decide';
-import type { AuditTrail, HealthView, RuleView } from '../rules/view';
+import type { AuditTrail, HealthView, RuleView, SuccessRates } from '../rules/view';
 import type { RuleWriter } from '../rules/writer';
 
 export const READ_SCOPE = 'rules:read';
@@ -38,6 +38,8 @@ const ifNoneMatch = z.literal('*', { error: 'only * is supported' });
 export interface BackofficeRouteDeps {
   view: RuleView;
   health: HealthView;
+  successRates: SuccessRates;
+  clock: () => Date;
   trail: AuditTrail;
   write: RuleWriter;
   verifyToken: TokenVerifier;
@@ -61,6 +63,8 @@ export function backofficeRoutes(app: Express, deps: BackofficeRouteDeps): void 
       /** `unknown` until an orchestrator has reported this gateway's breaker. */
       breaker: health?.breaker ?? 'unknown',
       ...(health ? { breakerReportedBy: health.reportedBy, breakerChangedAt: health.occurredAt } : {}),
+      /** Null until an orchestrator reports an outcome of this gateway within its window. */
+      recentSuccess: deps.successRates.of(gatewayId, deps.clock().getTime()) ?? null,
       changedBy: entry.changedBy,
       changedAt: entry.changedAt,
       rule,

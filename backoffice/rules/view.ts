@@ -1,5 +1,5 @@
 import type { RuleAudited } from '../../topics/schemas';
-import type { GatewayHealthChanged, GatewayRule, RuleChanged } from '../../topics/schemas';
+import { sumOutcomeCounts, type GatewayHealthChanged, type GatewayRule, type GatewayStatsReported, type RuleChanged } from '../../topics/schemas';
 import type { RuleEntry } from './decide';
 
 /**
@@ -82,6 +82,49 @@ export function createHealthView() {
   };
 }
 export type HealthView = ReturnType<typeof createHealthView>;
+
+export interface RecentSuccess {
+  /** Successes over all attempt outcomes (declines, technical failures and timeouts count against it). */
+  rate: number;
+  attempts: number;
+  successes: number;
+  declines: number;
+  failures: number;
+  timeouts: number;
+  windowSeconds: number;
+}
+
+/**
+ * Recent attempt outcomes per gateway, summed over the latest report of every
+ * orchestrator instance. A report older than `staleAfterMs` comes from an
+ * instance that has stopped, and no longer counts.
+ */
+export function createSuccessRates(staleAfterMs: number) {
+  const byInstance = new Map<string, GatewayStatsReported>();
+  const liveReports = (nowMs: number) => [...byInstance.values()].filter((report) => nowMs - Date.parse(report.occurredAt) <= staleAfterMs);
+  return {
+    apply(instanceId: string, report: GatewayStatsReported | null): void {
+      if (report === null) byInstance.delete(instanceId);
+      else byInstance.set(instanceId, report);
+    },
+    /** Undefined while no live instance has seen an outcome of this gateway. */
+    of(gatewayId: string, nowMs: number): RecentSuccess | undefined {
+      const reports = liveReports(nowMs);
+      const [counts] = sumOutcomeCounts(reports.flatMap((report) => report.gateways.filter((entry) => entry.gatewayId === gatewayId)));
+      if (!counts) return undefined;
+      const attempts = counts.successes + counts.declines + counts.failures + counts.timeouts;
+      if (attempts === 0) return undefined;
+      const { gatewayId: _gatewayId, ...outcomes } = counts;
+      return {
+        rate: Math.round((counts.successes / attempts) * 1000) / 1000,
+        attempts,
+        ...outcomes,
+        windowSeconds: Math.max(...reports.map((report) => report.windowSeconds)),
+      };
+    },
+  };
+}
+export type SuccessRates = ReturnType<typeof createSuccessRates>;
 
 /** Every audit event per gateway, in topic order; a redelivered event is kept once. */
 export function createAuditTrail() {

@@ -148,9 +148,19 @@
       el('td', {}, el('div', { className: 'actions' }, weight, save)),
       availability,
       el('td', {}, pill(gateway.breaker, breakerKind[gateway.breaker] || 'unknown')),
+      successCell(gateway.recentSuccess),
       el('td', { textContent: String(gateway.version) }),
       cell,
     );
+  }
+
+  /** Recent success rate over every orchestrator's window, with the counts behind it on hover. */
+  function successCell(recent) {
+    if (!recent) return el('td', { className: 'success', textContent: 'no recent attempts' });
+    const percent = `${(recent.rate * 100).toFixed(1)} %`;
+    const cell = el('td', { className: 'success', textContent: `${percent} of ${recent.attempts}` });
+    cell.title = `Last ${Math.round(recent.windowSeconds / 60)} min: ${recent.successes} succeeded, ${recent.declines} declined, ${recent.failures} failed, ${recent.timeouts} timed out`;
+    return cell;
   }
 
   /** The inline "why?" asked before marking a gateway unavailable. */

@@ -8,6 +8,7 @@ import type { Router } from '../routing/router';
 import type { OrchestratorMetrics } from '../metrics';
 import type { Breakers } from '../health/breakers';
 import type { HealthWeights } from '../health/weights';
+import type { AttemptStats } from '../health/attempt-stats';
 import { classifyFailure } from '../state/reasons';
 
 export interface ApplyOutcomeDeps {
@@ -18,6 +19,7 @@ export interface ApplyOutcomeDeps {
   decisionContext: DecisionContext;
   breakers: Pick<Breakers, 'record'>;
   healthWeights: Pick<HealthWeights, 'observe'>;
+  attemptStats: Pick<AttemptStats, 'record'>;
   metrics: OrchestratorMetrics;
   logger: Logger;
 }
@@ -70,9 +72,9 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
 }
 export type OutcomeApplier = ReturnType<typeof createOutcomeApplier>;
 
-/** Feeds breakers, health weights and metrics from an outcome that changed the payment. */
+/** Feeds breakers, health weights, attempt stats and metrics from an outcome that changed the payment. */
 function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt: Attempt, outcome: Outcome): void {
-  const { breakers, healthWeights, metrics } = deps;
+  const { breakers, healthWeights, attemptStats, metrics } = deps;
   const gateway = attempt.gatewayId;
   const latencyMs = Date.parse(outcome.at) - Date.parse(attempt.dispatchedAt);
   const answered = attempt.status === 'in-flight';
@@ -82,7 +84,9 @@ function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt:
     breakers.record(gateway, technicalFailure ? 'technical-failure' : 'ok');
     healthWeights.observe(gateway, !technicalFailure, outcome.kind === 'timeout' ? undefined : latencyMs);
     if (outcome.kind !== 'timeout') metrics.resultLatency.observe({ gateway }, latencyMs / 1000);
-    metrics.attemptOutcomes.inc({ gateway, outcome: outcome.kind === 'failure' ? classifyFailure(outcome.reasonCode) : outcome.kind });
+    const outcomeClass = outcome.kind === 'failure' ? classifyFailure(outcome.reasonCode) : outcome.kind;
+    metrics.attemptOutcomes.inc({ gateway, outcome: outcomeClass });
+    attemptStats.record(gateway, outcomeClass, Date.parse(outcome.at));
   }
   if (outcome.kind === 'success' && (!answered || before.status !== 'PENDING')) {
     metrics.lateSuccesses.inc({ gateway, result: after.status === 'SUCCESS' && before.status === 'PENDING' ? 'settled' : 'compensated' });
