@@ -53,7 +53,7 @@ export interface TopicMessage extends OutgoingMessage {
 /** Publishes JSON messages; a failure rejects, so the caller decides whether work is lost. */
 export interface Publisher {
   publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
-  /** Several topics in one produce request; order is kept per topic and key. */
+  /** Several topics at once; order is kept per topic and key. */
   publishAll(messages: TopicMessage[]): Promise<void>;
 }
 
@@ -87,38 +87,82 @@ export function kafkaMetrics(registry: Registry) {
 }
 export type KafkaMetrics = ReturnType<typeof kafkaMetrics>;
 
+/** Most messages one produce request carries; a larger backlog goes out in several. */
+const MAX_MESSAGES_PER_REQUEST = 500;
+
+interface PendingPublish {
+  messages: TopicMessage[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Publishes with `acks: -1`, coalescing concurrent calls: while one produce
+ * request is in flight, later calls queue, and the queue goes out as one
+ * request when it returns. An idle publisher sends at once, so batching adds
+ * no latency at low load and saves a round trip per call at high load (every
+ * payment in flight shares the request). Queue order is send order, so
+ * messages of one key stay in order. If a shared request fails, each call's
+ * messages are retried alone, so one bad message fails only its own caller.
+ */
 export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Promise<Publisher & { producer: Producer }> {
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
   });
   await producer.connect();
+
+  const send = async (messages: TopicMessage[]) => {
+    const byTopic = new Map<string, TopicMessage[]>();
+    for (const message of messages) byTopic.set(message.topic, [...(byTopic.get(message.topic) ?? []), message]);
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, batch]) => ({
+        topic,
+        messages: batch.map((message) => ({ key: message.key, value: JSON.stringify(message.value), ...(message.headers ? { headers: message.headers } : {}) })),
+      })),
+    });
+    for (const [topic, batch] of byTopic) metrics.produced.inc({ topic }, batch.length);
+    metrics.produceRequests.inc({ kind: byTopic.size > 1 ? 'batch' : 'single-topic' });
+  };
+
+  const queue: PendingPublish[] = [];
+  let sending = false;
+  const takeRequest = (): PendingPublish[] => {
+    let count = 0;
+    let taken = 0;
+    while (taken < queue.length && (taken === 0 || count + queue[taken]!.messages.length <= MAX_MESSAGES_PER_REQUEST)) {
+      count += queue[taken]!.messages.length;
+      taken += 1;
+    }
+    return queue.splice(0, taken);
+  };
+  const drain = async () => {
+    sending = true;
+    while (queue.length > 0) {
+      const calls = takeRequest();
+      try {
+        await send(calls.flatMap((call) => call.messages));
+        for (const call of calls) call.resolve();
+      } catch (error) {
+        if (calls.length === 1) calls[0]!.reject(error);
+        else for (const call of calls) await send(call.messages).then(call.resolve, call.reject);
+      }
+    }
+    sending = false;
+  };
+  const enqueue = (messages: TopicMessage[]): Promise<void> => {
+    if (messages.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      queue.push({ messages, resolve, reject });
+      if (!sending) void drain();
+    });
+  };
+
   return {
     producer,
-    async publish(topic, messages) {
-      if (messages.length === 0) return;
-      await producer.send({
-        topic,
-        acks: -1,
-        messages: messages.map((message) => ({ key: message.key, value: JSON.stringify(message.value), ...(message.headers ? { headers: message.headers } : {}) })),
-      });
-      metrics.produced.inc({ topic }, messages.length);
-      metrics.produceRequests.inc({ kind: 'single-topic' });
-    },
-    async publishAll(messages) {
-      if (messages.length === 0) return;
-      const byTopic = new Map<string, OutgoingMessage[]>();
-      for (const { topic, ...message } of messages) byTopic.set(topic, [...(byTopic.get(topic) ?? []), message]);
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, batch]) => ({
-          topic,
-          messages: batch.map((message) => ({ key: message.key, value: JSON.stringify(message.value) })),
-        })),
-      });
-      for (const [topic, batch] of byTopic) metrics.produced.inc({ topic }, batch.length);
-      metrics.produceRequests.inc({ kind: 'batch' });
-    },
+    publish: (topic, messages) => enqueue(messages.map((message) => ({ ...message, topic }))),
+    publishAll: enqueue,
   };
 }
 

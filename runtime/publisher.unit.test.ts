@@ -1,0 +1,68 @@
+import type { Kafka, ProducerBatch } from 'kafkajs';
+import { Registry } from 'prom-client';
+import { createPublisher, kafkaMetrics } from './kafka';
+
+/** A producer whose requests the test answers by hand, so "in flight" is under the test's control. */
+function fakeKafka() {
+  const requests: Array<{ batch: ProducerBatch; answer: (error?: Error) => void }> = [];
+  const producer = {
+    connect: async () => undefined,
+    sendBatch: (batch: ProducerBatch) =>
+      new Promise((resolve, reject) => {
+        requests.push({ batch, answer: (error) => (error ? reject(error) : resolve([])) });
+      }),
+  };
+  const kafka = { producer: () => producer } as unknown as Kafka;
+  const keysOf = (index: number) => requests[index]!.batch.topicMessages!.flatMap((entry) => entry.messages.map((message) => `${entry.topic}/${String(message.key)}`));
+  return { kafka, requests, keysOf };
+}
+
+const message = (key: string) => ({ key, value: { type: 'test' } });
+const settled = (promise: Promise<void>) => promise.then(() => 'sent', () => 'failed');
+/** Lets queued promise callbacks run. */
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('publisher', () => {
+  test('When calls arrive while a request is in flight, then they go out together in the next request, in order', async () => {
+    const { kafka, requests, keysOf } = fakeKafka();
+    const publisher = await createPublisher(kafka, kafkaMetrics(new Registry()));
+
+    const first = publisher.publish('t', [message('a')]);
+    await tick();
+    const second = publisher.publish('t', [message('b')]);
+    const third = publisher.publishAll([{ topic: 'u', ...message('c') }, { topic: 't', ...message('d') }]);
+    await tick();
+    expect(requests).toHaveLength(1);
+    expect(keysOf(0)).toEqual(['t/a']);
+
+    requests[0]!.answer();
+    await first;
+    await tick();
+    expect(requests).toHaveLength(2);
+    expect(keysOf(1)).toEqual(['t/b', 't/d', 'u/c']);
+    requests[1]!.answer();
+    await expect(Promise.all([second, third])).resolves.toBeDefined();
+  });
+
+  test('When a shared request fails, then each call is retried alone and only the one that fails again is rejected', async () => {
+    const { kafka, requests, keysOf } = fakeKafka();
+    const publisher = await createPublisher(kafka, kafkaMetrics(new Registry()));
+
+    const first = publisher.publish('t', [message('a')]);
+    await tick();
+    const good = settled(publisher.publish('t', [message('good')]));
+    const bad = settled(publisher.publish('t', [message('bad')]));
+    requests[0]!.answer();
+    await first;
+    await tick();
+    requests[1]!.answer(new Error('message too large'));
+    await tick();
+    expect(keysOf(2)).toEqual(['t/good']);
+    requests[2]!.answer();
+    await tick();
+    expect(keysOf(3)).toEqual(['t/bad']);
+    requests[3]!.answer(new Error('message too large'));
+    expect(await good).toBe('sent');
+    expect(await bad).toBe('failed');
+  });
+});
