@@ -50,6 +50,7 @@ function setup(fields: Partial<SandboxSettings> = {}, options: { failPublish?: b
       if (options.failPublish) throw new Error('broker unavailable');
       published.push(...messages);
     },
+    flush: async () => undefined,
   };
   const logs: Array<Record<string, unknown>> = [];
   // The same custom levels as runtime/logger, writing JSON lines into `logs`.

@@ -55,6 +55,8 @@ export interface Publisher {
   publish(topic: string, messages: OutgoingMessage[]): Promise<void>;
   /** Several topics at once; order is kept per topic and key. */
   publishAll(messages: TopicMessage[]): Promise<void>;
+  /** Resolves once everything published so far has been answered (sent or failed): for a drain at shutdown. */
+  flush(): Promise<void>;
 }
 
 export function kafkaMetrics(registry: Registry) {
@@ -128,6 +130,7 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
 
   const queue: PendingPublish[] = [];
   let sending = false;
+  let drained: Promise<void> = Promise.resolve();
   const takeRequest = (): PendingPublish[] => {
     let count = 0;
     let taken = 0;
@@ -155,7 +158,7 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
     if (messages.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       queue.push({ messages, resolve, reject });
-      if (!sending) void drain();
+      if (!sending) drained = drain();
     });
   };
 
@@ -163,6 +166,7 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
     producer,
     publish: (topic, messages) => enqueue(messages.map((message) => ({ ...message, topic }))),
     publishAll: enqueue,
+    flush: () => drained,
   };
 }
 
@@ -346,6 +350,9 @@ export async function connectKafka(options: {
   const kafka = createKafka(options.brokers, options.clientId, logger);
   const metrics = kafkaMetrics(options.registry);
   const publisher = await createPublisher(kafka, metrics);
-  options.lifecycle.add('kafka producer', () => publisher.producer.disconnect());
+  options.lifecycle.add('kafka producer', async () => {
+    await publisher.flush();
+    await publisher.producer.disconnect();
+  });
   return { kafka, publisher, metrics, consumerDeps: { kafka, publisher, deadLetterTopic: options.deadLetterTopic, metrics, logger } };
 }

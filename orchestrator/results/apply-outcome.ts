@@ -64,7 +64,10 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
       if (attempt) learn(deps, stored.payment, decision.payment, attempt, outcome);
       log.info({ outcome: outcome.kind, status: decision.payment.status, effects: decision.effects.map((effect) => effect.type) }, 'outcome applied');
       effects.observe(decision.payment, decision.effects);
-      await outbox.send(written);
+      // Not awaited: the messages are stored with the change, so the relay sends them if this send fails or the
+      // process dies. The consumer moves on to the next result instead of waiting a Kafka round trip per outcome,
+      // and the publisher keeps send order, so one payment's messages still leave in the order they were decided.
+      void outbox.send(written);
       return 'applied';
     }
     throw new Error(`payment ${paymentId}: gave up after ${MAX_CONFLICTS} concurrent changes`);
