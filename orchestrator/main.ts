@@ -19,7 +19,7 @@ import { createEffects } from './dispatch/effects';
 import { createOutboxSender } from './dispatch/outbox';
 import { createBreakers } from './health/breakers';
 import { createHealthWeights } from './health/weights';
-import { createOrchestratorMetrics, registerGatewayGauges } from './metrics';
+import { createOrchestratorMetrics, registerGatewayGauges, registerStateGauges } from './metrics';
 import { createOutcomeApplier } from './results/apply-outcome';
 import { createAttemptStats } from './health/attempt-stats';
 import { startStatsReporter } from './health/stats-reporter';
@@ -46,11 +46,12 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
   const random = overrides.random ?? Math.random;
   const lifecycle = new Lifecycle(logger);
   const registry = createMetricsRegistry('orchestrator');
-  const metrics = createOrchestratorMetrics(registry);
+  const ruleBook = createRuleBook();
+  const metrics = createOrchestratorMetrics(registry, () => ruleBook.rules().map((rule) => rule.gatewayId));
   const topics = topicNames(config.TOPIC_PREFIX);
 
   try {
-    const redis = createRedis(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger);
+    const redis = createRedis(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger, registry);
     await redis.connect();
     lifecycle.add('redis', async () => {
       await redis.quit();
@@ -65,7 +66,6 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       lifecycle,
     });
 
-    const ruleBook = createRuleBook();
     const rules = await followCompactedTopic({
       ...follow,
       topic: topics.rules,
@@ -119,6 +119,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     const healthWeights = createHealthWeights();
     const attemptStats = createAttemptStats(config.GATEWAY_STATS_WINDOW_MS);
     registerGatewayGauges(registry, { ruleBook, breakers, healthWeights });
+    registerStateGauges(registry, redis);
     const router = createRouter({
       ruleBook,
       breakers,

@@ -1,10 +1,35 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Redis } from '../runtime/redis';
 import type { Breakers } from './health/breakers';
 import type { HealthWeights } from './health/weights';
 import type { RuleBook } from './routing/rules';
 
-/** The orchestrator's own metrics; label sets stay bounded (no payment or account ids). */
-export function createOrchestratorMetrics(registry: Registry) {
+/** Every value of the labels that go with `gateway`, so each gateway's series exist from the start at 0. */
+const ATTEMPT_KINDS = ['first', 'failover'] as const;
+const OUTCOMES = ['success', 'retryable', 'final', 'timeout'] as const;
+const FAILOVER_CAUSES = ['failure', 'timeout', 'cancel-confirmed'] as const;
+const LATE_RESULTS = ['settled', 'compensated'] as const;
+
+/**
+ * A `collect` hook that sets each gateway's series to 0 until it is first
+ * counted: a counter that does not exist yet makes rate() and alert
+ * expressions silently empty instead of 0, and a dashboard blank.
+ */
+function zeroFor(gatewayIds: () => Iterable<string>, label?: string, values: readonly string[] = []) {
+  return function collect(this: Counter) {
+    for (const gateway of gatewayIds()) {
+      if (label === undefined) this.inc({ gateway }, 0);
+      else for (const value of values) this.inc({ gateway, [label]: value }, 0);
+    }
+  };
+}
+
+/**
+ * The orchestrator's own metrics; label sets stay bounded (no payment or
+ * account ids). `gatewayIds` names the gateways in the rules, whose
+ * per-gateway counters start at 0.
+ */
+export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => Iterable<string> = () => []) {
   return {
     paymentsAccepted: new Counter({
       name: 'payments_accepted_total',
@@ -36,12 +61,14 @@ export function createOrchestratorMetrics(registry: Registry) {
       help: 'Attempts sent to gateways, by gateway and whether it was a failover',
       labelNames: ['gateway', 'attempt'],
       registers: [registry],
+      collect: zeroFor(gatewayIds, 'attempt', ATTEMPT_KINDS),
     }),
     attemptOutcomes: new Counter({
       name: 'payment_attempt_outcomes_total',
       help: 'Attempt outcomes applied, by gateway and outcome (success, retryable, final, timeout)',
       labelNames: ['gateway', 'outcome'],
       registers: [registry],
+      collect: zeroFor(gatewayIds, 'outcome', OUTCOMES),
     }),
     outcomesIgnored: new Counter({
       name: 'payment_outcomes_ignored_total',
@@ -54,24 +81,28 @@ export function createOrchestratorMetrics(registry: Registry) {
       help: 'Attempts that ended retryably (failure or timeout) and made the payment try another gateway, by the gateway left',
       labelNames: ['gateway', 'cause'],
       registers: [registry],
+      collect: zeroFor(gatewayIds, 'cause', FAILOVER_CAUSES),
     }),
     lateSuccesses: new Counter({
       name: 'payment_late_successes_total',
       help: 'Successes for attempts that had already timed out or been cancelled, by gateway and what they did (settled, compensated)',
       labelNames: ['gateway', 'result'],
       registers: [registry],
+      collect: zeroFor(gatewayIds, 'result', LATE_RESULTS),
     }),
     flaggedForReview: new Counter({
       name: 'payments_flagged_for_review_total',
       help: 'Withdrawals left PENDING for review because the timed-out gateway never confirmed a cancel',
       labelNames: ['gateway'],
       registers: [registry],
+      collect: zeroFor(gatewayIds),
     }),
     rateLimited: new Counter({
       name: 'gateway_rate_limited_total',
       help: 'Selections that skipped a gateway because its shared burst budget was spent',
       labelNames: ['gateway'],
       registers: [registry],
+      collect: zeroFor(gatewayIds),
     }),
     resultLatency: new Histogram({
       name: 'gateway_result_latency_seconds',
@@ -85,6 +116,7 @@ export function createOrchestratorMetrics(registry: Registry) {
       help: 'Late successes after the payment settled: void/refund commands sent, by gateway',
       labelNames: ['gateway'],
       registers: [registry],
+      collect: zeroFor(gatewayIds),
     }),
   };
 }
@@ -125,4 +157,44 @@ export function registerGatewayGauges(registry: Registry, deps: { ruleBook: Rule
       for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs));
     },
   });
+}
+
+/**
+ * Gauges of the shared payment state, read from Redis at scrape time (one
+ * round trip), so every instance reports the same numbers: take the max
+ * across instances, not the sum. The keys are those of state/store.ts's
+ * layout. A scrape waits at most STATE_READ_TIMEOUT_MS for Redis; without an
+ * answer these gauges are left out of that scrape rather than holding it.
+ */
+const STATE_READ_TIMEOUT_MS = 1_000;
+
+export function registerStateGauges(registry: Registry, redis: Redis): void {
+  let reading: Promise<[number, number, number] | undefined> | undefined;
+  const read = () =>
+    (reading ??= Promise.race([
+      redis
+        .pipeline()
+        .zcard('deadlines')
+        .scard('review')
+        .zcard('outbox-pending')
+        .exec()
+        .then((replies) => replies?.map(([, count]) => Number(count)) as [number, number, number]),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), STATE_READ_TIMEOUT_MS).unref()),
+    ])
+      .catch(() => undefined)
+      .finally(() => (reading = undefined)));
+  const gauge = (name: string, help: string, index: 0 | 1 | 2) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const counts = await read();
+        if (counts) this.set(counts[index]);
+      },
+    });
+  gauge('payments_in_flight', 'Payments waiting for a gateway: attempts with an open deadline (shared state, the same on every instance)', 0);
+  gauge('payments_pending_review', 'Withdrawals left PENDING for a person because a cancel was never confirmed (shared state)', 1);
+  gauge('outbox_pending_payments', 'Payments whose decided Kafka messages are not confirmed sent yet (shared state); grows while Kafka refuses them', 2);
 }

@@ -3,6 +3,7 @@ import { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage, type P
 import { Counter, type Registry } from 'prom-client';
 import type { z } from 'zod';
 import { deadLetter, type DeadLetter } from '../topics/schemas';
+import { createConsumerLag } from './consumer-lag';
 import type { Logger } from './logger';
 import { errorMessage } from './errors';
 
@@ -85,6 +86,7 @@ export function kafkaMetrics(registry: Registry) {
       labelNames: ['topic', 'reason'],
       registers: [registry],
     }),
+    consumerLag: createConsumerLag(registry),
   };
 }
 export type KafkaMetrics = ReturnType<typeof kafkaMetrics>;
@@ -322,6 +324,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       }
     },
   });
+  // Followers never commit offsets, so only committing groups have a lag to report.
+  if (options.autoCommit ?? true) {
+    const unwatch = metrics.consumerLag.watch({ kafka, groupId, topics: [...byTopic.keys()], logger });
+    consumer.on(consumer.events.DISCONNECT, () => void unwatch());
+  }
   let healthy = true;
   consumer.on(consumer.events.CRASH, (event) => {
     healthy = event.payload.restart;
