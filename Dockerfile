@@ -1,6 +1,7 @@
 # One image for every Node service of the stack. docker-compose.yml picks the
-# command per service: orchestrator/main.ts, gateways/main.ts or
-# topics/create-cli.ts, each run with tsx (TypeScript, no build step).
+# command per service: orchestrator/main.ts, gateways/main.ts,
+# backoffice/main.ts, grafana/alert-receiver/main.ts or topics/create-cli.ts,
+# each run with tsx (TypeScript, no build step).
 FROM node:20-slim
 
 WORKDIR /app
@@ -19,6 +20,7 @@ COPY topics ./topics
 COPY orchestrator ./orchestrator
 COPY gateways ./gateways
 COPY backoffice ./backoffice
+COPY grafana/alert-receiver ./grafana/alert-receiver
 
 USER node
 CMD ["node_modules/.bin/tsx", "orchestrator/main.ts"]

@@ -2,20 +2,34 @@
 //
 // Starts the local Kafka broker on 127.0.0.1:9092 (unless KAFKA_BROKERS points
 // elsewhere), checks Redis (REDIS_URL), creates the topics, then runs the
-// orchestrator and one sandbox gateway per rule in config/gateways.json as
-// child processes. Their JSON log lines go to this terminal's stdout, each
+// orchestrator, the back office, the alert receiver and one sandbox gateway
+// per rule in config/gateways.json as child processes, and Prometheus (9090)
+// and Alertmanager (9094) when they are installed (`npm run ops-tools`), with
+// the committed grafana/ configuration pointed at these ports. Their JSON log lines go to this terminal's stdout, each
 // prefixed with the service name. Ctrl-C or SIGTERM stops everything this
 // script started; if a service dies, the rest are stopped and it exits 1.
 // docker-compose.yml runs the same services on the same ports
 // (test/compose.unit.test.ts keeps the two in step).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import Redis from 'ioredis';
 import { z } from 'zod';
+import {
+  ALERTMANAGER_BIN,
+  isInstalled,
+  localAlertmanagerConfig,
+  localPrometheusConfig,
+  PROMETHEUS_BIN,
+  startAlertmanager,
+  startPrometheus,
+  type RunningTool,
+  type Target,
+} from '../grafana/prometheus/local';
+import { WEBHOOK_PATH } from '../grafana/alert-receiver/main';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { commonEnv, parseConfig } from '../runtime/config';
 import { errorMessage } from '../runtime/errors';
@@ -28,6 +42,12 @@ const LOCAL_KAFKA_PORT = 9092;
 export const ORCHESTRATOR_PORT = 8080;
 export const BACKOFFICE_PORT = 8081;
 export const FIRST_GATEWAY_PORT = 8090;
+export const ALERT_RECEIVER_PORT = 9095;
+const PROMETHEUS_PORT = 9090;
+/** Not compose's 9093: the local Kafka broker's controller listens there. */
+const ALERTMANAGER_PORT = 9094;
+/** Prometheus' data and both tools' configuration, kept between runs (git-ignored). */
+const OPS_DIR = path.join(ROOT, '.stack', 'prometheus');
 const READY_TIMEOUT_MS = 90_000;
 /** Longer than the services' own SHUTDOWN_GRACE_MS (15 s), then SIGKILL. */
 const STOP_TIMEOUT_MS = 20_000;
@@ -45,6 +65,7 @@ export function serviceSpecs(gatewayIds: readonly string[]): ServiceSpec[] {
   return [
     { name: 'orchestrator', script: 'orchestrator/main.ts', port: ORCHESTRATOR_PORT, env: { PORT: String(ORCHESTRATOR_PORT) } },
     { name: 'backoffice', script: 'backoffice/main.ts', port: BACKOFFICE_PORT, env: { PORT: String(BACKOFFICE_PORT) } },
+    { name: 'alert-receiver', script: 'grafana/alert-receiver/main.ts', port: ALERT_RECEIVER_PORT, env: { PORT: String(ALERT_RECEIVER_PORT) } },
     ...gatewayIds.map((id, index) => {
       const port = FIRST_GATEWAY_PORT + index;
       // A little latency makes the sandbox PSPs look like remote services.
@@ -64,6 +85,8 @@ interface Service extends ServiceSpec {
 interface Started {
   services: Service[];
   ownsBroker: boolean;
+  /** Prometheus and Alertmanager, when installed. */
+  tools: RunningTool[];
 }
 
 const say = (message: string) => console.log(`${'stack'.padEnd(14)}| ${message}`);
@@ -84,7 +107,7 @@ async function main(): Promise<number> {
       abort.abort(signal);
     });
   }
-  const started: Started = { services: [], ownsBroker: false };
+  const started: Started = { services: [], ownsBroker: false, tools: [] };
   let exitCode = 0;
   try {
     const notes = await start(started, abort.signal);
@@ -147,7 +170,39 @@ async function start(started: Started, signal: AbortSignal): Promise<string[]> {
       }),
     ),
   );
-  return [kafkaNote, `Redis ${config.REDIS_URL}`];
+  // Monitoring is a convenience here: if it cannot start, the stack runs without it.
+  const opsNotes = await startOpsTools(started, gatewayIds).catch((error: unknown) => [`Prometheus/Alertmanager did not start: ${errorMessage(error)}`]);
+  return [kafkaNote, `Redis ${config.REDIS_URL}`, ...opsNotes];
+}
+
+/**
+ * Prometheus scraping every service, with the committed alert rules, and
+ * Alertmanager sending to the alert receiver: each when its Debian package
+ * is installed and its port is free. Resolves with notes for the banner.
+ */
+async function startOpsTools(started: Started, gatewayIds: readonly string[]): Promise<string[]> {
+  if (!isInstalled(PROMETHEUS_BIN)) return ['Prometheus not installed: `npm run ops-tools` installs it and Alertmanager (Debian packages)'];
+  mkdirSync(OPS_DIR, { recursive: true });
+  const notes: string[] = [];
+  const alertmanagers: string[] = [];
+  if (!isInstalled(ALERTMANAGER_BIN)) notes.push('Alertmanager not installed (`npm run ops-tools`): alerts show in Prometheus only');
+  else if (!(await portFree(ALERTMANAGER_PORT))) notes.push(`port ${ALERTMANAGER_PORT} is in use: Alertmanager not started`);
+  else {
+    const webhook = `http://127.0.0.1:${ALERT_RECEIVER_PORT}${WEBHOOK_PATH}`;
+    started.tools.push(await startAlertmanager({ config: localAlertmanagerConfig(webhook), dir: OPS_DIR, port: ALERTMANAGER_PORT }));
+    alertmanagers.push(`127.0.0.1:${ALERTMANAGER_PORT}`);
+    notes.push(`Alertmanager http://localhost:${ALERTMANAGER_PORT}, sending to the alert receiver`);
+  }
+  if (!(await portFree(PROMETHEUS_PORT))) return [...notes, `port ${PROMETHEUS_PORT} is in use: Prometheus not started`];
+  const at = (port: number, labels: Record<string, string>): Target => ({ address: `127.0.0.1:${port}`, labels });
+  const targets = {
+    orchestrator: [at(ORCHESTRATOR_PORT, { service: 'orchestrator' })],
+    backoffice: [at(BACKOFFICE_PORT, { service: 'backoffice' })],
+    gateway: gatewayIds.map((id, index) => at(FIRST_GATEWAY_PORT + index, { service: `gateway-${id}`, gateway: id })),
+    'alert-receiver': [at(ALERT_RECEIVER_PORT, { service: 'alert-receiver' })],
+  };
+  started.tools.push(await startPrometheus({ config: localPrometheusConfig({ targets, alertmanagers }), dir: OPS_DIR, port: PROMETHEUS_PORT }));
+  return [`Prometheus http://localhost:${PROMETHEUS_PORT} (alerts: /alerts; data in .stack/prometheus)`, ...notes];
 }
 
 async function startBroker(reused: boolean): Promise<string> {
@@ -264,7 +319,8 @@ function printLastLines(service: Service, how: string): void {
   for (const line of service.lastLines) console.error(`  ${line}`);
 }
 
-async function stopAll({ services, ownsBroker }: Started): Promise<void> {
+async function stopAll({ services, ownsBroker, tools }: Started): Promise<void> {
+  for (const tool of tools) await tool.stop();
   const running = services.filter(isRunning);
   if (running.length > 0) say(`stopping ${running.map((service) => service.name).join(', ')}`);
   for (const service of running) service.child.kill('SIGTERM');
@@ -294,6 +350,7 @@ function printBanner(services: Service[], notes: string[], elapsedMs: number): v
     `Stack ready in ${(elapsedMs / 1000).toFixed(1)} s. Logs: the prefixed JSON lines on this terminal.`,
     `  orchestrator     http://${api}   (and /docs, /readyz, /metrics)`,
     `  backoffice       http://localhost:${BACKOFFICE_PORT}/v1/gateways   (rules API)`,
+    `  alert-receiver   http://localhost:${ALERT_RECEIVER_PORT}${WEBHOOK_PATH}   (Alertmanager's webhook; set FORWARD_WEBHOOK_URL to forward)`,
     ...gateways.map((gateway) => `  ${gateway.name.padEnd(16)} http://localhost:${gateway.port}/sandbox   (chaos controls: GET/PUT)`),
     ...notes.map((note) => `  ${note}`),
     '',

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { backofficeEnvKeys, loadBackofficeConfig } from '../backoffice/config';
+import { alertReceiverEnvKeys, loadAlertReceiverConfig } from '../grafana/alert-receiver/config';
+import { WEBHOOK_PATH } from '../grafana/alert-receiver/main';
 import { gatewayEnvKeys, loadGatewayConfig } from '../gateways/config';
 import { loadOrchestratorConfig, orchestratorEnvKeys } from '../orchestrator/config';
 import { readRulesFile } from '../orchestrator/routing/rules';
@@ -22,6 +24,7 @@ const composeService = z.object({
   ports: z.array(z.union([z.string(), z.number()])).optional(),
   depends_on: z.union([z.array(z.string()), z.record(z.string(), z.object({ condition: z.string() }))]).optional(),
   healthcheck: z.object({ test: z.union([z.string(), z.array(z.string())]) }).optional(),
+  volumes: z.array(z.string()).optional(),
 });
 type ComposeService = z.infer<typeof composeService>;
 
@@ -31,25 +34,32 @@ const compose = z
 const services = Object.entries(compose.services);
 const gatewayIds = readRulesFile(path.join(ROOT, 'config/gateways.json')).map((rule) => rule.gatewayId);
 
-/** The environment as the container sees it: every value a string. */
+/** `${NAME:-default}` as compose fills it when NAME is not set in the shell or .env: the default. */
+const interpolate = (value: string) => value.replace(/\$\{\w+(?::?-([^}]*))?\}/g, (_match, fallback: string | undefined) => fallback ?? '');
+
+/** The environment as the container sees it (with no variables set on the host): every value a string. */
 function envOf(service: ComposeService): Record<string, string> {
   const { environment } = service;
   if (Array.isArray(environment)) {
-    return Object.fromEntries(environment.map((entry) => [entry.split('=')[0] ?? '', entry.slice(entry.indexOf('=') + 1)]));
+    return Object.fromEntries(environment.map((entry) => [entry.split('=')[0] ?? '', interpolate(entry.slice(entry.indexOf('=') + 1))]));
   }
   return Object.fromEntries(
-    Object.entries(environment ?? {}).flatMap(([key, value]) => (value === null ? [] : [[key, String(value)]])),
+    Object.entries(environment ?? {}).flatMap(([key, value]) => (value === null ? [] : [[key, interpolate(String(value))]])),
   );
 }
 
 const commandOf = (service: ComposeService) => [service.command ?? []].flat().join(' ');
 
-/** The Node programs the image runs, each with the variables its config schema reads and its loader. */
+/**
+ * The Node programs the image runs, each with the variables its config
+ * schema reads, its loader, and the `service` label its metrics carry.
+ */
 const programs = [
-  { script: 'orchestrator/main.ts', keys: orchestratorEnvKeys, load: loadOrchestratorConfig },
-  { script: 'gateways/main.ts', keys: gatewayEnvKeys, load: loadGatewayConfig },
-  { script: 'backoffice/main.ts', keys: backofficeEnvKeys, load: loadBackofficeConfig },
-  { script: 'topics/create-cli.ts', keys: topicsCliEnvKeys, load: loadTopicsCliConfig },
+  { script: 'orchestrator/main.ts', keys: orchestratorEnvKeys, load: loadOrchestratorConfig, metricsService: () => 'orchestrator' },
+  { script: 'gateways/main.ts', keys: gatewayEnvKeys, load: loadGatewayConfig, metricsService: (env: Record<string, string>) => `gateway-${env.GATEWAY_ID}` },
+  { script: 'backoffice/main.ts', keys: backofficeEnvKeys, load: loadBackofficeConfig, metricsService: () => 'backoffice' },
+  { script: 'grafana/alert-receiver/main.ts', keys: alertReceiverEnvKeys, load: loadAlertReceiverConfig, metricsService: () => 'alert-receiver' },
+  { script: 'topics/create-cli.ts', keys: topicsCliEnvKeys, load: loadTopicsCliConfig, metricsService: undefined },
 ];
 const programOf = (service: ComposeService) => programs.find((program) => commandOf(service).includes(program.script));
 
@@ -62,10 +72,24 @@ const service = (name: string): ComposeService => {
 };
 
 describe('docker-compose.yml against the code', () => {
-  test('When the compose file is read, then it defines Kafka, Redis, topic creation, the orchestrator and every gateway', () => {
+  test('When the compose file is read, then it defines Kafka, Redis, topic creation, two orchestrators, the back office, every gateway and the monitoring', () => {
     const names = services.map(([name]) => name);
     expect(names).toEqual(
-      expect.arrayContaining(['kafka', 'redis', 'topics', 'orchestrator', 'gateway-alpha', 'gateway-beta', 'gateway-gamma']),
+      expect.arrayContaining([
+        'kafka',
+        'redis',
+        'topics',
+        'orchestrator',
+        'orchestrator-2',
+        'backoffice',
+        'gateway-alpha',
+        'gateway-beta',
+        'gateway-gamma',
+        'alert-receiver',
+        'prometheus',
+        'alertmanager',
+        'grafana',
+      ]),
     );
   });
 
@@ -142,5 +166,88 @@ describe('docker-compose.yml against the code', () => {
     for (const [name, definition] of gatewayServices) {
       expect({ name, dependsOn: definition.depends_on }).toEqual({ name, dependsOn: afterTopics });
     }
+  });
+
+  test('When two orchestrators run, then they differ only in INSTANCE_ID and published port', () => {
+    const orchestrators = nodeServices.filter(([, definition]) => programOf(definition)?.script === 'orchestrator/main.ts');
+    expect(orchestrators.map(([name]) => name)).toEqual(['orchestrator', 'orchestrator-2']);
+    const ids = orchestrators.map(([, definition]) => envOf(definition).INSTANCE_ID);
+    expect(new Set(ids).size).toBe(2);
+    const [first, second] = orchestrators.map(([, definition]) => ({ ...definition, ports: undefined, environment: { ...envOf(definition), INSTANCE_ID: undefined } }));
+    expect(second).toEqual(first);
+  });
+});
+
+const grafanaFile = (relative: string) => parse(readFileSync(path.join(ROOT, 'grafana', relative), 'utf8')) as unknown;
+const prometheusYml = z
+  .object({
+    rule_files: z.array(z.string()),
+    alerting: z.object({ alertmanagers: z.array(z.object({ static_configs: z.array(z.object({ targets: z.array(z.string()) })) })) }),
+    scrape_configs: z.array(
+      z.object({
+        job_name: z.string(),
+        honor_labels: z.boolean().optional(),
+        static_configs: z.array(z.object({ targets: z.array(z.string()), labels: z.record(z.string(), z.string()) })),
+      }),
+    ),
+  })
+  .parse(grafanaFile('prometheus/prometheus.yml'));
+const webhookUrls = z
+  .object({ receivers: z.array(z.object({ webhook_configs: z.array(z.object({ url: z.string() })).optional() })) })
+  .parse(grafanaFile('alertmanager/alertmanager.yml'))
+  .receivers.flatMap((receiver) => (receiver.webhook_configs ?? []).map((webhook) => webhook.url));
+/** `./grafana/x:/etc/y:ro` → the container path of the host folder. */
+const mountOf = (name: string, hostPath: string) =>
+  service(name)
+    .volumes?.map((volume) => volume.split(':'))
+    .find(([host]) => host === hostPath)?.[1];
+const commandFlag = (name: string, flag: string) => [service(name).command ?? []].flat().find((arg) => arg.startsWith(`--${flag}=`))?.split('=')[1];
+
+describe('docker-compose.yml against the Prometheus, Alertmanager and Grafana configuration', () => {
+  const scraped = prometheusYml.scrape_configs.flatMap((job) => job.static_configs.flatMap((entry) => entry.targets.map((target) => ({ job: job.job_name, target, labels: entry.labels }))));
+  const longRunning = nodeServices.filter(([, definition]) => programOf(definition)?.metricsService !== undefined);
+
+  test('When Prometheus scrapes, then every long-running Node service is a target exactly once, at its container PORT', () => {
+    expect(scraped.map(({ target }) => target).sort()).toEqual(longRunning.map(([name, definition]) => `${name}:${envOf(definition).PORT}`).sort());
+  });
+
+  test("When a target is scraped, then its labels are the service's own metric labels (service, and gateway for a gateway)", () => {
+    for (const { target, labels } of scraped) {
+      const [name = ''] = target.split(':');
+      const env = envOf(service(name));
+      const expected = { service: programOf(service(name))?.metricsService?.(env), ...(env.GATEWAY_ID ? { gateway: env.GATEWAY_ID } : {}) };
+      expect({ target, labels }).toEqual({ target, labels: expected });
+    }
+    // The services label their own metrics with `service`: theirs are kept, so `up` and the metrics match.
+    expect(prometheusYml.scrape_configs.every((job) => job.honor_labels === true)).toBe(true);
+  });
+
+  test('When Prometheus starts, then it reads prometheus.yml and alerts.yml from the mounted grafana/prometheus folder', () => {
+    const mounted = mountOf('prometheus', './grafana/prometheus');
+    expect(commandFlag('prometheus', 'config.file')).toBe(`${mounted}/prometheus.yml`);
+    for (const file of prometheusYml.rule_files) expect(() => readFileSync(path.join(ROOT, 'grafana/prometheus', file))).not.toThrow();
+  });
+
+  test('When an alert fires, then Prometheus sends it to the alertmanager service, which posts to the alert receiver’s webhook', () => {
+    const alertmanagerPort = service('alertmanager').ports?.map(String)[0]?.split(':')[1];
+    expect(prometheusYml.alerting.alertmanagers.flatMap((entry) => entry.static_configs.flatMap((config) => config.targets))).toEqual([`alertmanager:${alertmanagerPort}`]);
+    expect(commandFlag('alertmanager', 'config.file')).toBe(`${mountOf('alertmanager', './grafana/alertmanager')}/alertmanager.yml`);
+    expect(webhookUrls).toEqual([`http://alert-receiver:${envOf(service('alert-receiver')).PORT}${WEBHOOK_PATH}`]);
+  });
+
+  test('When Grafana starts, then it provisions the Prometheus service as data source and loads the dashboards folder', () => {
+    expect(mountOf('grafana', './grafana/provisioning')).toBe('/etc/grafana/provisioning');
+    const datasources = z.object({ datasources: z.array(z.object({ uid: z.string(), url: z.string() })) }).parse(grafanaFile('provisioning/datasources/prometheus.yml'));
+    expect(datasources.datasources.map((source) => source.url)).toEqual([`http://prometheus:${service('prometheus').ports?.map(String)[0]?.split(':')[1]}`]);
+    const providers = z.object({ providers: z.array(z.object({ options: z.object({ path: z.string() }) })) }).parse(grafanaFile('provisioning/dashboards/dashboards.yml'));
+    expect(providers.providers.map((provider) => provider.options.path)).toEqual([mountOf('grafana', './grafana/dashboards')]);
+    expect(envOf(service('grafana')).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toMatch(new RegExp(`^${mountOf('grafana', './grafana/dashboards')}/[\\w-]+\\.json$`));
+  });
+
+  test('When the monitoring starts, then each part waits for the one it sends to: receiver, then Alertmanager, then Prometheus, then Grafana', () => {
+    expect(service('alertmanager').depends_on).toEqual({ 'alert-receiver': { condition: 'service_healthy' } });
+    expect(service('prometheus').depends_on).toEqual({ alertmanager: { condition: 'service_healthy' } });
+    expect(service('grafana').depends_on).toEqual({ prometheus: { condition: 'service_healthy' } });
+    for (const name of ['alert-receiver', 'alertmanager', 'prometheus', 'grafana']) expect({ name, healthcheck: service(name).healthcheck !== undefined }).toEqual({ name, healthcheck: true });
   });
 });

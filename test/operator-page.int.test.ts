@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { loadBackofficeConfig } from '../backoffice/config';
 import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
+import { ensureDebianPackages } from './support/debian';
 import { testLogger } from './support/env';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
@@ -17,27 +16,6 @@ const SCREENSHOT = join(__dirname, '..', 'docs', 'operator-page.png');
 const STEP_MS = 10_000;
 const VERSION_COLUMN = 6;
 
-const run = promisify(execFile);
-
-/**
- * Debian's Chromium, installed if missing (CI runs as root). Only the install
- * is slow; it gets its own generous bound and is done once per machine.
- */
-async function ensureChromium(): Promise<void> {
-  if (existsSync(CHROMIUM)) return;
-  const apt = (...args: string[]) => run('apt-get', args, { timeout: 240_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 64 * 1024 * 1024 });
-  const started = Date.now();
-  try {
-    await apt('install', '-y', '--no-install-recommends', 'chromium');
-  } catch {
-    // A fresh machine has no package lists yet.
-    await apt('update');
-    await apt('install', '-y', '--no-install-recommends', 'chromium');
-  }
-  if (!existsSync(CHROMIUM)) throw new Error(`apt-get install chromium finished but ${CHROMIUM} is missing`);
-  process.stderr.write(`operator-page test: installed ${CHROMIUM} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-}
-
 describe('operator web page', () => {
   let stack: TestStack;
   let backoffice: RunningBackoffice;
@@ -46,7 +24,7 @@ describe('operator web page', () => {
   const tokens = { operator: '', viewer: '' };
 
   beforeAll(async () => {
-    await ensureChromium();
+    await ensureDebianPackages(['chromium'], [CHROMIUM]);
     stack = await startTestStack({
       rules: [rule(ALPHA, { weight: 1 }), rule(BETA, { weight: 1 })],
       // Beta declines everything, so the two success rates differ; reports come fast enough for a test.
