@@ -159,15 +159,15 @@ export function registerGatewayGauges(registry: Registry, deps: { ruleBook: Rule
   });
 }
 
+/** A scrape waits at most this long for Redis; without an answer the state gauges are left out of that scrape. */
+const STATE_READ_TIMEOUT_MS = 1_000;
+
 /**
  * Gauges of the shared payment state, read from Redis at scrape time (one
  * round trip), so every instance reports the same numbers: take the max
  * across instances, not the sum. The keys are those of state/store.ts's
- * layout. A scrape waits at most STATE_READ_TIMEOUT_MS for Redis; without an
- * answer these gauges are left out of that scrape rather than holding it.
+ * layout.
  */
-const STATE_READ_TIMEOUT_MS = 1_000;
-
 export function registerStateGauges(registry: Registry, redis: Redis): void {
   let reading: Promise<[number, number, number] | undefined> | undefined;
   const read = () =>

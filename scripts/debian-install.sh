@@ -24,12 +24,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Two tests may install at once (jest runs two workers): wait for the other's lock.
+lock=(-o DPkg::Lock::Timeout=300)
 install() {
-  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${lock[@]}" "${missing[@]}" >/dev/null
 }
 started=$(date +%s)
 if ! install 2>/dev/null; then
-  apt-get update -qq >/dev/null
+  apt-get update -qq "${lock[@]}" >/dev/null
   install
 fi
 echo "debian-install: installed ${missing[*]} in $(($(date +%s) - started)) s" >&2
