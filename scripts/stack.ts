@@ -61,6 +61,21 @@ export interface ServiceSpec {
   env: Record<string, string>;
 }
 
+/**
+ * Each sandbox gateway behaves like a different PSP (in turn, for more
+ * gateways), the same under npm start and compose: some latency makes them
+ * look remote, and a few errors and declines keep failovers and the
+ * dashboards' failure panels alive without tripping a breaker or an alert.
+ */
+export const SANDBOX_PROFILES: ReadonlyArray<Record<string, string>> = [
+  // Fast and reliable.
+  { SANDBOX_LATENCY_MS: '20' },
+  // Slower; 2 % technical errors, which fail over.
+  { SANDBOX_LATENCY_MS: '80', SANDBOX_MODE: 'error', SANDBOX_RATE: '0.02' },
+  // Slowest; 5 % final declines (insufficient funds).
+  { SANDBOX_LATENCY_MS: '150', SANDBOX_MODE: 'decline', SANDBOX_RATE: '0.05' },
+];
+
 export function serviceSpecs(gatewayIds: readonly string[]): ServiceSpec[] {
   return [
     { name: 'orchestrator', script: 'orchestrator/main.ts', port: ORCHESTRATOR_PORT, env: { PORT: String(ORCHESTRATOR_PORT) } },
@@ -68,8 +83,8 @@ export function serviceSpecs(gatewayIds: readonly string[]): ServiceSpec[] {
     { name: 'alert-receiver', script: 'grafana/alert-receiver/main.ts', port: ALERT_RECEIVER_PORT, env: { PORT: String(ALERT_RECEIVER_PORT) } },
     ...gatewayIds.map((id, index) => {
       const port = FIRST_GATEWAY_PORT + index;
-      // A little latency makes the sandbox PSPs look like remote services.
-      return { name: `gateway-${id}`, script: 'gateways/main.ts', port, env: { GATEWAY_ID: id, PORT: String(port), SANDBOX_LATENCY_MS: '20' } };
+      const profile = SANDBOX_PROFILES[index % SANDBOX_PROFILES.length];
+      return { name: `gateway-${id}`, script: 'gateways/main.ts', port, env: { GATEWAY_ID: id, PORT: String(port), ...profile } };
     }),
   ];
 }
