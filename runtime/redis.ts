@@ -13,6 +13,9 @@ export function createRedis(url: string, keyPrefix: string, logger: Logger, regi
     // delays work, it does not drop it.
     maxRetriesPerRequest: null,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+    // Commands issued in the same tick (many payments at once) leave in one socket write, not one write each:
+    // the profile showed per-command writes as the orchestrator's largest single cost under load.
+    enableAutoPipelining: true,
   });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   if (registry) measureCommands(redis, registry);
