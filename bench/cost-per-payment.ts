@@ -28,6 +28,7 @@ import { startLocalKafka } from '../scripts/kafka-local';
 import { ensureTopics } from '../topics/create';
 import { topicNames, topicSpecs } from '../topics/names';
 import type { GatewayRule, RuleChanged } from '../topics/schemas';
+import { scrapeMetric } from './metrics';
 
 const PAYMENTS = Number(process.argv[process.argv.indexOf('--payments') + 1] || 500);
 const CONCURRENCY = 20;
@@ -39,14 +40,6 @@ async function redisCalls(redis: Redis): Promise<Map<string, number>> {
     if (match?.[1] && match[2]) calls.set(match[1], Number(match[2]));
   }
   return calls;
-}
-
-async function metricSum(baseUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
 }
 
 async function main(): Promise<void> {
@@ -105,8 +98,8 @@ async function main(): Promise<void> {
 
   const redis = new Redis(redisUrl);
   const before = await redisCalls(redis);
-  const producedBefore = await metricSum(baseUrl, 'kafka_messages_produced_total');
-  const requestsBefore = await metricSum(baseUrl, 'kafka_produce_requests_total');
+  const producedBefore = await scrapeMetric(baseUrl, 'kafka_messages_produced_total');
+  const requestsBefore = await scrapeMetric(baseUrl, 'kafka_produce_requests_total');
   const started = Date.now();
   const allTerminal = new Promise<void>((resolve) => (wake = resolve));
   for (let sent = 0; sent < PAYMENTS; sent += CONCURRENCY) {
@@ -123,8 +116,8 @@ async function main(): Promise<void> {
   await allTerminal;
   const elapsedS = (Date.now() - started) / 1000;
   const after = await redisCalls(redis);
-  const produced = (await metricSum(baseUrl, 'kafka_messages_produced_total')) - producedBefore;
-  const requests = (await metricSum(baseUrl, 'kafka_produce_requests_total')) - requestsBefore;
+  const produced = (await scrapeMetric(baseUrl, 'kafka_messages_produced_total')) - producedBefore;
+  const requests = (await scrapeMetric(baseUrl, 'kafka_produce_requests_total')) - requestsBefore;
 
   const perCommand = [...after]
     .map(([command, calls]) => [command, (calls - (before.get(command) ?? 0)) / PAYMENTS] as const)

@@ -252,7 +252,7 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function checkRedis(url: string): Promise<void> {
+export async function checkRedis(url: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2_000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   let cause: Error | undefined;
   redis.on('error', (error: Error) => (cause ??= error));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startLocalKafka } from '../scripts/kafka-local';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
-import { freePort } from './support/processes';
+import { freePort } from '../scripts/processes';
 
 /**
  * Finds a Kafka broker for the test run, in this order: KAFKA_BROKERS if set;

@@ -2,7 +2,7 @@ import { startGateway, type RunningGateway } from '../gateways/main';
 import { loadGatewayConfig } from '../gateways/config';
 import { isolatedNamespace, testLogger } from './support/env';
 import { checkPaymentInvariants } from './support/invariants';
-import { startServiceProcess, type ServiceProcess } from './support/processes';
+import { startServiceProcess, type ServiceProcess } from '../scripts/processes';
 import { deposit, namespaceEnv, postPayment, prepareNamespace, rule, watchStatuses, type TestStack } from './support/stack';
 
 /**

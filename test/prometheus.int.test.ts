@@ -23,7 +23,7 @@ import {
   type Target,
 } from '../grafana/prometheus/local';
 import type { RunningService } from '../runtime/lifecycle';
-import { freePort } from './support/processes';
+import { freePort } from '../scripts/processes';
 import { ensureDebianPackages } from './support/debian';
 import { testLogger } from './support/env';
 import { committedAlertRules, panelQueries, prometheusApi, variableQueries } from './support/prometheus';
