@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Consumer, type ConsumerRunConfig, type KafkaMessage, type Producer } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import type { z } from 'zod';
 import { deadLetter, type DeadLetter } from '../topics/schemas';
@@ -233,9 +233,12 @@ export interface RunningConsumer {
   consumer: Consumer;
   /** Resolves once the group has assigned partitions: the consumer is live. */
   joined: Promise<void>;
-  /** False after kafkajs gave up on the consumer (it will not restart by itself). */
+  /** False from a crash that kafkajs does not recover from by itself until the consumer has rejoined its group. */
   isHealthy: () => boolean;
 }
+
+/** Pause before starting again a consumer that kafkajs gave up on. */
+const RESTART_AFTER_CRASH_MS = 1_000;
 
 export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {
   const { kafka, groupId, handlers, publisher, deadLetterTopic, metrics, logger } = options;
@@ -283,7 +286,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger.warn({ topic, partition, offset: message.offset, reason, detail: letter.detail }, 'message dead-lettered');
   };
 
-  await consumer.run({
+  const runConfig: ConsumerRunConfig = {
     autoCommit: options.autoCommit ?? true,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
     eachMessage: async ({ topic, partition, message }) => {
@@ -325,16 +328,40 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
         await park(topic, partition, message, error.reason, error.message);
       }
     },
-  });
-  // Followers never commit offsets, so only committing groups have a lag to report.
-  if (options.autoCommit ?? true) {
-    const unwatch = metrics.consumerLag.watch({ kafka, groupId, topics: [...byTopic.keys()], logger });
-    consumer.on(consumer.events.DISCONNECT, () => void unwatch());
-  }
+  };
+  await consumer.run(runConfig);
+  // Followers never commit offsets, so only committing groups have a lag to report. Watched until the owner
+  // closes the consumer, not until its first DISCONNECT event: kafkajs sends one on every crash too.
+  const unwatchLag = options.autoCommit ?? true ? metrics.consumerLag.watch({ kafka, groupId, topics: [...byTopic.keys()], logger }) : undefined;
   let healthy = true;
+  // kafkajs stops a consumer for good after an error it counts as not retriable, and a broker restart
+  // can cause some (no group coordinator found while the broker starts: kafkajs issues #1445, #1630).
+  // So such a consumer is started again here, after a pause, as kafkajs does after the others: a crash
+  // delays consumption, it never ends it. The owner's disconnect is wrapped so that closing the consumer
+  // cancels a pending restart (kafkajs' own crash handling disconnects without going through it).
+  let closed = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  const restart = async () => {
+    try {
+      await consumer.connect();
+      if (closed) return await disconnect();
+      await consumer.run(runConfig);
+    } catch (error) {
+      logger.error({ err: error, groupId }, 'consumer restart failed; trying again');
+      if (!closed) restartTimer = setTimeout(() => void restart(), RESTART_AFTER_CRASH_MS);
+    }
+  };
+  const disconnect = consumer.disconnect;
+  consumer.disconnect = async () => {
+    closed = true;
+    clearTimeout(restartTimer);
+    await unwatchLag?.();
+    await disconnect();
+  };
   consumer.on(consumer.events.CRASH, (event) => {
     healthy = event.payload.restart;
     logger.error({ err: event.payload.error, groupId, restart: event.payload.restart }, 'consumer crashed');
+    if (!event.payload.restart && !closed) restartTimer = setTimeout(() => void restart(), RESTART_AFTER_CRASH_MS);
   });
   consumer.on(consumer.events.GROUP_JOIN, () => {
     healthy = true;
