@@ -63,8 +63,10 @@ export function createAcceptPayment({ store, router, effects: effectsOf, outbox,
     metrics.paymentsAccepted.inc({ type: payment.type, region: payment.region, currency: payment.currency });
     logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: payment.attempts[0]?.gatewayId, type: payment.type }, 'payment accepted');
     effectsOf.observe(payment, effects);
-    // Stored with its outbox: if Kafka does not take it now, the relay sends it later.
-    await outbox.send(created.outbox);
+    // Stored with its outbox, so accepted: the answer does not wait for Kafka. The send goes out with other
+    // payments' in the next produce request, and if Kafka does not take it (a broker outage), the relay sends
+    // it later; the client gets its 202 either way instead of waiting out the producer's retries.
+    void outbox.send(created.outbox);
     return { payment, replayed: false };
 
     function refusal(request: PaymentRequest, excluded: RoutingDecision['excluded']): AppError {

@@ -3,7 +3,7 @@ import type { Kafka } from 'kafkajs';
 import type { TestStack } from './stack';
 
 /** Number of Redis keys under the stack's prefix: nothing written means zero. */
-export async function redisKeyCount(stack: TestStack): Promise<number> {
+export async function redisKeyCount(stack: Pick<TestStack, 'env'>): Promise<number> {
   const redis = new Redis(stack.env.REDIS_URL ?? '');
   try {
     let cursor = '0';

@@ -58,19 +58,7 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
   try {
     await Promise.all(
       options.rules.map(async ({ gatewayId }) => {
-        const sandbox = options.sandboxes?.[gatewayId] ?? {};
-        const gateway = await startGateway(
-          loadGatewayConfig({
-            ...env,
-            GATEWAY_ID: gatewayId,
-            SANDBOX_MODE: sandbox.mode,
-            SANDBOX_LATENCY_MS: sandbox.latencyMs?.toString(),
-            SANDBOX_RATE: sandbox.rate?.toString(),
-            SANDBOX_PERIOD_MS: sandbox.periodMs?.toString(),
-            SANDBOX_LATE_MS: sandbox.lateMs?.toString(),
-          }),
-          { logger: testLogger(`gateway-${gatewayId}`) },
-        );
+        const gateway = await startSandboxGateway(env, gatewayId, options.sandboxes?.[gatewayId]);
         gateways.set(gatewayId, gateway);
         stoppers.push(gateway.stop);
       }),
@@ -96,6 +84,23 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
     for (const stop of stoppers) await stop();
     throw error;
   }
+}
+
+/** A sandbox gateway in this process, on a free port, in the namespace that `env` points at. */
+export function startSandboxGateway(env: Record<string, string>, gatewayId: string, sandbox: Partial<SandboxSettings> = {}): Promise<RunningGateway> {
+  return startGateway(
+    loadGatewayConfig({
+      ...env,
+      PORT: '0',
+      GATEWAY_ID: gatewayId,
+      SANDBOX_MODE: sandbox.mode,
+      SANDBOX_LATENCY_MS: sandbox.latencyMs?.toString(),
+      SANDBOX_RATE: sandbox.rate?.toString(),
+      SANDBOX_PERIOD_MS: sandbox.periodMs?.toString(),
+      SANDBOX_LATE_MS: sandbox.lateMs?.toString(),
+    }),
+    { logger: testLogger(`gateway-${gatewayId}`) },
+  );
 }
 
 type Namespace = ReturnType<typeof isolatedNamespace>;
