@@ -8,7 +8,7 @@ import { gatewayFault, killOrchestrator, type GatewayFaultFindings, type KillFin
 import type { LoadPlan } from './load';
 import { paymentBody, routesOf } from './payments';
 import { runPhase, type PhaseResult } from './phase';
-import { countsText, markdownTable, npmCommand, processesMarkdown, resourceContext, runInfoMarkdown, targetsMarkdown, verdictOf, writeResults, type RunInfo, type TargetCheck } from './report';
+import { closingSections, countsText, markdownTable, npmCommand, processesMarkdown, resourceContext, runInfoMarkdown, targetsMarkdown, verdictOf, writeResults, joinSections, type RunInfo, type TargetCheck } from './report';
 import { openSession } from './session';
 
 const USAGE = `usage: npm run bench:failover [-- options]
@@ -177,14 +177,7 @@ function failoverMarkdown(results: FailoverResults): string {
       processesMarkdown(phase.processes),
     );
   }
-  sections.push(
-    '## Settings',
-    Object.entries(results.settings)
-      .map(([name, value]) => `- ${name}: ${value}`)
-      .join('\n'),
-    'How the harness works and what each file here is: [README.md](README.md).',
-  );
-  return sections.filter((section) => section !== '').join('\n\n');
+  return joinSections([...sections, ...closingSections(results.settings)]);
 }
 
 runBench(async (cleanup) => {

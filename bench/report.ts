@@ -145,3 +145,15 @@ export function writeResults(out: string, json: unknown, markdown: string): stri
   writeFileSync(`${base}.md`, markdown.endsWith('\n') ? markdown : `${markdown}\n`);
   return [`${base}.json`, `${base}.md`];
 }
+
+/** The end of every results file: the run's settings and where the harness is explained. */
+export const closingSections = (settings: Record<string, unknown>): string[] => [
+  '## Settings',
+  Object.entries(settings)
+    .map(([name, value]) => `- ${name}: ${String(value)}`)
+    .join('\n'),
+  'How the harness works and what each file here is: [README.md](README.md).',
+];
+
+/** Markdown sections separated by blank lines, the empty ones left out. */
+export const joinSections = (sections: readonly string[]): string => sections.filter((section) => section !== '').join('\n\n');

@@ -3,7 +3,7 @@
 import type { ProfileSummary } from './cpu-profile';
 import type { EchoResult } from './echo';
 import type { PhaseResult } from './phase';
-import { countsText, latencyCells, markdownTable, processesMarkdown, resourceContext, runInfoMarkdown, targetsMarkdown, verdictOf, type RunInfo, type TargetCheck } from './report';
+import { closingSections, countsText, latencyCells, markdownTable, processesMarkdown, resourceContext, runInfoMarkdown, targetsMarkdown, verdictOf, joinSections, type RunInfo, type TargetCheck } from './report';
 import type { ProcessSummary } from './sampler';
 
 export interface ThroughputResults {
@@ -200,12 +200,5 @@ export function throughputMarkdown(results: ThroughputResults): string {
     }
     if (phase.profile) sections.push(`### ${phase.name}: orchestrator CPU profile`, profileMarkdown(phase.profile));
   }
-  sections.push(
-    '## Settings',
-    Object.entries(results.settings)
-      .map(([name, value]) => `- ${name}: ${value}`)
-      .join('\n'),
-    'How the harness works and what each file here is: [README.md](README.md).',
-  );
-  return sections.filter((section) => section !== '').join('\n\n');
+  return joinSections([...sections, ...closingSections(results.settings)]);
 }

@@ -18,7 +18,7 @@ const GATEWAYS = ['alpha', 'beta'];
 /** Printable ASCII: what fetch lets through in a header value. */
 const headerText = fc.string({ maxLength: 80 });
 const anyJson = fc.jsonValue({ maxDepth: 3 });
-/** Bodies that are rarely JSON objects: any text (malformed JSON mostly), any JSON value, or more than the 16 kB limit. */
+/** Bodies that are rarely JSON objects: arbitrary text (malformed JSON mostly), arbitrary JSON values, or more than the 16 kB limit. */
 const rawBody = fc.oneof(
   { arbitrary: fc.string({ unit: 'binary', maxLength: 200 }), weight: 3 },
   { arbitrary: anyJson.map((value) => JSON.stringify(value)), weight: 3 },
