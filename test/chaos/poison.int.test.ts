@@ -88,8 +88,11 @@ describe('chaos: poison messages on every consumed topic', () => {
       });
       expect(changed.status).toBe(200);
       await untilRouting(baseUrl, (view) => view.gateways.some((gateway) => gateway.gatewayId === 'alpha' && gateway.weight === 5));
-      const audit = (await (await fetch(`${backofficeUrl}/v1/gateways/alpha/audit`, { headers: { authorization } })).json()) as { entries: unknown[] };
-      expect(audit.entries.length).toBeGreaterThan(0);
+      // The audit event is published after the rule event and applied by the back office's own follower: wait for it (bounded).
+      const auditEntries = async () => ((await (await fetch(`${backofficeUrl}/v1/gateways/alpha/audit`, { headers: { authorization } })).json()) as { entries: unknown[] }).entries.length;
+      const auditDeadline = Date.now() + 10_000;
+      while ((await auditEntries()) === 0 && Date.now() < auditDeadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await auditEntries()).toBeGreaterThan(0);
 
       const missing = () =>
         poisoned.flatMap(({ topic, partition, offset, reason }) =>
