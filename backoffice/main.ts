@@ -26,7 +26,7 @@ export interface BackofficeOverrides {
 export type RunningBackoffice = RunningService;
 
 /**
- * The composition root: follows the rule, health and audit topics until it
+ * The composition root: follows the rule, health, stats and audit topics until it
  * has caught up with them, then serves the rules API.
  */
 export async function startBackoffice(config: BackofficeConfig, overrides: BackofficeOverrides = {}): Promise<RunningBackoffice> {
