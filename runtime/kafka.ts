@@ -118,7 +118,11 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
 
   const send = async (messages: TopicMessage[]) => {
     const byTopic = new Map<string, TopicMessage[]>();
-    for (const message of messages) byTopic.set(message.topic, [...(byTopic.get(message.topic) ?? []), message]);
+    for (const message of messages) {
+      const batch = byTopic.get(message.topic);
+      if (batch) batch.push(message);
+      else byTopic.set(message.topic, [message]);
+    }
     await producer.sendBatch({
       acks: -1,
       topicMessages: [...byTopic].map(([topic, batch]) => ({
