@@ -4,6 +4,7 @@ import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import type { GatewayRule } from '../topics/schemas';
 import { testLogger } from './support/env';
+import { pollUntil } from './support/poll';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
 const ALPHA = 'alpha';
@@ -93,14 +94,14 @@ describe('back office rules API', () => {
     return chosen;
   }
 
-  async function untilAudit(gatewayId: string, ready: (trail: AuditView) => boolean, timeoutMs = 10_000): Promise<AuditView> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { body } = await call<AuditView>('GET', `/v1/gateways/${gatewayId}/audit`);
-      if (ready(body)) return body;
-      if (Date.now() > deadline) throw new Error(`audit trail not as expected after ${timeoutMs} ms: ${JSON.stringify(body)}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+  function untilAudit(gatewayId: string, ready: (trail: AuditView) => boolean, timeoutMs = 10_000): Promise<AuditView> {
+    return pollUntil(
+      async () => (await call<AuditView>('GET', `/v1/gateways/${gatewayId}/audit`)).body,
+      ready,
+      timeoutMs,
+      (body) => `audit trail not as expected after ${timeoutMs} ms: ${JSON.stringify(body)}`,
+      20,
+    );
   }
 
   beforeAll(async () => {

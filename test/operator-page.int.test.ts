@@ -6,6 +6,7 @@ import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import { ensureDebianPackages } from './support/debian';
 import { testLogger } from './support/env';
+import { pollUntil } from './support/poll';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -153,15 +154,15 @@ describe('operator web page', () => {
 
     // The reports arrive on their own schedule: wait (bounded) until the back office has both gateways' outcomes.
     type Listed = { gateways: Array<{ gatewayId: string; recentSuccess: { rate: number; successes: number; declines: number; attempts: number; windowSeconds: number } | null }> };
-    const deadline = Date.now() + 15_000;
-    let listed: Listed;
-    const rateOf = (gatewayId: string) => listed.gateways.find((gateway) => gateway.gatewayId === gatewayId)?.recentSuccess;
-    for (;;) {
-      listed = (await (await fetch(`${pageUrl}/v1/gateways`, { headers: { authorization: `Bearer ${tokens.viewer}` } })).json()) as Listed;
-      if ((rateOf(ALPHA)?.successes ?? 0) > 0 && (rateOf(BETA)?.declines ?? 0) > 0) break;
-      if (Date.now() > deadline) throw new Error(`success rates never reported: ${JSON.stringify(listed)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const rateIn = (listed: Listed, gatewayId: string) => listed.gateways.find((gateway) => gateway.gatewayId === gatewayId)?.recentSuccess;
+    const listed = await pollUntil(
+      async () => (await (await fetch(`${pageUrl}/v1/gateways`, { headers: { authorization: `Bearer ${tokens.viewer}` } })).json()) as Listed,
+      (view) => (rateIn(view, ALPHA)?.successes ?? 0) > 0 && (rateIn(view, BETA)?.declines ?? 0) > 0,
+      15_000,
+      (view) => `success rates never reported: ${JSON.stringify(view)}`,
+      50,
+    );
+    const rateOf = (gatewayId: string) => rateIn(listed, gatewayId);
     expect(rateOf(ALPHA)).toMatchObject({ rate: 1, declines: 0, windowSeconds: 300 });
     expect(rateOf(BETA)).toMatchObject({ rate: 0, successes: 0, windowSeconds: 300 });
 

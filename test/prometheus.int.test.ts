@@ -26,6 +26,7 @@ import type { RunningService } from '../runtime/lifecycle';
 import { freePort } from '../scripts/processes';
 import { ensureDebianPackages } from './support/debian';
 import { testLogger } from './support/env';
+import { pollUntil } from './support/poll';
 import { committedAlertRules, panelQueries, prometheusApi, variableQueries } from './support/prometheus';
 import { vectorSelectors } from './support/promql';
 import { deposit, postPayment, rule, startTestStack, type TestStack } from './support/stack';
@@ -61,15 +62,8 @@ const run = promisify(execFile);
 const seconds = () => Date.now() / 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${timeoutMs} ms`);
-    await sleep(250);
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> =>
+  pollUntil(probe, (found): found is T => found !== undefined, timeoutMs, () => `${what}: not seen within ${timeoutMs} ms`, 250);
 
 /** A webhook that refuses its first post (so the receiver's retry is exercised) and keeps the rest. */
 function startWebhook(): Promise<{ url: string; bodies: unknown[]; refused: number; close: () => Promise<void> }> {

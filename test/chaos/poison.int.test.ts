@@ -4,6 +4,7 @@ import { topicSpecs } from '../../topics/names';
 import { deadLetter, type DeadLetter } from '../../topics/schemas';
 import { expectNothingLost, startChaosStack, type ChaosStack } from '../support/chaos';
 import { collectTopic } from '../support/collect';
+import { pollUntil } from '../support/poll';
 import { rule, untilRouting } from '../support/stack';
 
 const GATEWAYS = ['alpha', 'beta'];
@@ -90,9 +91,8 @@ describe('chaos: poison messages on every consumed topic', () => {
       await untilRouting(baseUrl, (view) => view.gateways.some((gateway) => gateway.gatewayId === 'alpha' && gateway.weight === 5));
       // The audit event is published after the rule event and applied by the back office's own follower: wait for it (bounded).
       const auditEntries = async () => ((await (await fetch(`${backofficeUrl}/v1/gateways/alpha/audit`, { headers: { authorization } })).json()) as { entries: unknown[] }).entries.length;
-      const auditDeadline = Date.now() + 10_000;
-      while ((await auditEntries()) === 0 && Date.now() < auditDeadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(await auditEntries()).toBeGreaterThan(0);
+      const entries = await pollUntil(auditEntries, (count) => count > 0, 10_000, () => 'no audit entry for alpha within 10 s', 50);
+      expect(entries).toBeGreaterThan(0);
 
       const missing = () =>
         poisoned.flatMap(({ topic, partition, offset, reason }) =>

@@ -7,6 +7,7 @@ import { startServiceProcess, type ServiceProcess } from '../../scripts/processe
 import type { TopicNames } from '../../topics/names';
 import type { GatewayRule } from '../../topics/schemas';
 import { isolatedNamespace } from './env';
+import { pollUntil } from './poll';
 import { checkPaymentInvariants, type InvariantReport } from './invariants';
 import { startSteadyLoad, type LoadOptions, type SteadyLoad } from './load';
 import { namespaceEnv, prepareNamespace, startSandboxGateway } from './stack';
@@ -147,11 +148,13 @@ export async function startChaosStack(options: ChaosStackOptions): Promise<Chaos
 
 /** Polls a service's /readyz until it answers 200: readiness is not announced anywhere a test could listen. */
 export async function untilReady(baseUrl: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await fetch(`${baseUrl}/readyz`)).status !== 200) {
-    if (Date.now() > deadline) throw new Error(`${baseUrl} not ready after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await pollUntil(
+    async () => (await fetch(`${baseUrl}/readyz`)).status,
+    (status) => status === 200,
+    timeoutMs,
+    () => `${baseUrl} not ready after ${timeoutMs} ms`,
+    100,
+  );
 }
 
 /** What a payment looks like once nothing more is expected to happen to it without a person. */

@@ -12,6 +12,7 @@ import { loadGatewayConfig } from '../../gateways/config';
 import type { Payment } from '../../orchestrator/state/payment';
 import { collectTopic } from './collect';
 import { isolatedNamespace, testLogger, fetchApi } from './env';
+import { pollUntil } from './poll';
 
 export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
   gatewayId,
@@ -159,14 +160,14 @@ interface RoutingView {
 }
 
 /** Waits until an orchestrator's routing view satisfies `ready` (e.g. a rule change has been applied). */
-export async function untilRouting(baseUrl: string, ready: (view: RoutingView) => boolean, timeoutMs = 10_000): Promise<RoutingView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const view = (await (await fetchApi(`${baseUrl}/v1/routing`)).json()) as RoutingView;
-    if (ready(view)) return view;
-    if (Date.now() > deadline) throw new Error(`routing view not as expected after ${timeoutMs} ms: ${JSON.stringify(view)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+export function untilRouting(baseUrl: string, ready: (view: RoutingView) => boolean, timeoutMs = 10_000): Promise<RoutingView> {
+  return pollUntil(
+    async () => (await (await fetchApi(`${baseUrl}/v1/routing`)).json()) as RoutingView,
+    ready,
+    timeoutMs,
+    (view) => `routing view not as expected after ${timeoutMs} ms: ${JSON.stringify(view)}`,
+    20,
+  );
 }
 
 /** GET of a payment through the API, whatever it answers: its HTTP status and parsed body. */
@@ -185,25 +186,18 @@ export async function getPayment(baseUrl: string, id: string): Promise<PaymentVi
 export type PaymentView = Omit<Payment, 'statusSequence'>;
 
 /** Polls a payment until `ready` holds: for states no status event announces (compensation, review). */
-export async function untilPayment(baseUrl: string, id: string, ready: (payment: PaymentView) => boolean, timeoutMs = 15_000): Promise<PaymentView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const payment = await getPayment(baseUrl, id);
-    if (ready(payment)) return payment;
-    if (Date.now() > deadline) throw new Error(`payment ${id} not as expected after ${timeoutMs} ms: ${JSON.stringify(payment)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+export function untilPayment(baseUrl: string, id: string, ready: (payment: PaymentView) => boolean, timeoutMs = 15_000): Promise<PaymentView> {
+  return pollUntil(() => getPayment(baseUrl, id), ready, timeoutMs, (payment) => `payment ${id} not as expected after ${timeoutMs} ms: ${JSON.stringify(payment)}`);
 }
 
 /** Polls a service's /metrics until the text matches: for counters that move after an event the test cannot see. */
-export async function untilMetrics(baseUrl: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
-    if (pattern.test(metrics)) return metrics;
-    if (Date.now() > deadline) throw new Error(`metrics never matched ${pattern} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+export function untilMetrics(baseUrl: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  return pollUntil(
+    async () => (await fetch(`${baseUrl}/metrics`)).text(),
+    (metrics) => pattern.test(metrics),
+    timeoutMs,
+    () => `metrics never matched ${pattern} within ${timeoutMs} ms`,
+  );
 }
 
 /** Sends a payment; returns the HTTP status and parsed body. */
