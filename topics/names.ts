@@ -48,7 +48,8 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[]): Topic
       numPartitions: PAYMENT_PARTITIONS,
       configEntries: retention(7),
     })),
-    { topic: names.gatewayResults, numPartitions: PAYMENT_PARTITIONS, configEntries: retention(7) },
+    // The broker stamps each result when it is appended: the time a timeout is judged by (docs/decisions/0014).
+    { topic: names.gatewayResults, numPartitions: PAYMENT_PARTITIONS, configEntries: [...retention(7), { name: 'message.timestamp.type', value: 'LogAppendTime' }] },
     { topic: names.paymentStatus, numPartitions: PAYMENT_PARTITIONS, configEntries: retention(30) },
     { topic: names.rules, numPartitions: 1, configEntries: compacted },
     { topic: names.gatewayHealth, numPartitions: 1, configEntries: compacted },
