@@ -15,8 +15,19 @@ const orchestratorEnv = z.object({
   MAX_ATTEMPTS: positiveInt(3),
   /** How long an Idempotency-Key keeps answering with its payment. */
   IDEMPOTENCY_TTL_SECONDS: positiveInt(24 * 60 * 60),
-  /** How often each instance looks for expired attempt deadlines. */
+  /** How often each instance looks for expired attempt deadlines (and publishes how far it has read the results). */
   TIMEOUT_POLL_MS: positiveInt(100),
+  /**
+   * Taken off "results partition read to its end at time t", in ms: the broker's clock may run ahead of ours and
+   * a just-appended result may not be readable yet. Delays a timeout on an idle partition by this much.
+   */
+  RESULTS_READ_ALLOWANCE_MS: positiveInt(250),
+  /** New payments get 503 overloaded while results on this instance's partitions may have waited unread longer, in ms. */
+  ADMISSION_MAX_RESULTS_BACKLOG_MS: positiveInt(1_000),
+  /** New payments get 503 overloaded while the event loop's p99 delay is above this, in ms. */
+  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: positiveInt(250),
+  /** The event-loop delay sample window, in ms. */
+  ADMISSION_SAMPLE_MS: positiveInt(500),
   SHUTDOWN_GRACE_MS: positiveInt(15_000),
   /** How long a state change's messages may wait for their first send before the outbox relay sends them. */
   OUTBOX_GRACE_MS: positiveInt(2_000),

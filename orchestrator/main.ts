@@ -23,12 +23,15 @@ import { createOrchestratorMetrics, registerGatewayGauges, registerStateGauges }
 import { createOutcomeApplier } from './results/apply-outcome';
 import { createAttemptStats } from './health/attempt-stats';
 import { startStatsReporter } from './health/stats-reporter';
-import { handleResultMessage } from './results/consumer';
+import { handleResultMessage, handleUnreadableResult } from './results/consumer';
 import { createRateLimiter } from './routing/rate-limit';
 import { createRouter } from './routing/router';
 import { createRuleBook } from './routing/rules';
 import { createPaymentStore } from './state/store';
 import { startTimeoutScheduler } from './timeouts/scheduler';
+import { createResultsReadProgress } from './timeouts/read-progress';
+import { resultsPartitioner } from './timeouts/results-partitions';
+import { createAdmission } from './admission/admission';
 
 /** What can be swapped in tests; production uses the defaults. */
 export interface OrchestratorOverrides {
@@ -116,10 +119,30 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     });
     lifecycle.add('health follower', () => health.consumer.disconnect());
 
+    // How many partitions the results topic has decides where each payment's answers land (results-partitions.ts).
+    const admin = follow.kafka.admin({ retry: { retries: 0 } });
+    await admin.connect();
+    lifecycle.add('kafka admin', () => admin.disconnect());
+    const resultsPartitionCount = (await admin.fetchTopicOffsets(topics.gatewayResults)).length;
+    const resultsGroupId = `${config.TOPIC_PREFIX}orchestrator`;
+    const progress = createResultsReadProgress({
+      admin,
+      groupId: resultsGroupId,
+      topic: topics.gatewayResults,
+      partitionCount: resultsPartitionCount,
+      redis,
+      clock,
+      allowanceMs: config.RESULTS_READ_ALLOWANCE_MS,
+      logger,
+    });
+    let readThrough: readonly number[] = [];
+    /** Results partitions this instance reads now (its share of the consumer group); set once the consumer starts. */
+    let ownedPartitions = (): readonly number[] => [];
+
     const healthWeights = createHealthWeights();
     const attemptStats = createAttemptStats(config.GATEWAY_STATS_WINDOW_MS);
     registerGatewayGauges(registry, { ruleBook, breakers, healthWeights });
-    registerStateGauges(registry, redis);
+    registerStateGauges(registry, redis, { partitionCount: resultsPartitionCount, readThrough: () => readThrough });
     const router = createRouter({
       ruleBook,
       breakers,
@@ -128,7 +151,12 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       random,
       clock,
     });
-    const store = createPaymentStore(redis, { idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS, outboxGraceMs: config.OUTBOX_GRACE_MS, clock });
+    const store = createPaymentStore(redis, {
+      idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+      outboxGraceMs: config.OUTBOX_GRACE_MS,
+      clock,
+      resultsPartitionOf: resultsPartitioner(resultsPartitionCount),
+    });
     const effects = createEffects({ topics, logger, metrics, clock });
     const outbox = createOutboxSender(store, publisher, logger, registry);
     const applyOutcome = createOutcomeApplier({
@@ -149,10 +177,29 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
         route: router.route,
       },
     });
-    const acceptPayment = createAcceptPayment({ store, router, effects, outbox, clock, newId: randomUUID, metrics, logger });
+    const admission = createAdmission({
+      resultsBacklogMs: () => Math.max(0, ...ownedPartitions().map((partition) => progress.backlogMs(partition))),
+      maxResultsBacklogMs: config.ADMISSION_MAX_RESULTS_BACKLOG_MS,
+      maxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
+      sampleMs: config.ADMISSION_SAMPLE_MS,
+      registry,
+      logger,
+    });
+    lifecycle.add('admission', async () => admission.stop());
+    const acceptPayment = createAcceptPayment({ store, router, effects, outbox, clock, newId: randomUUID, metrics, logger, admission });
     lifecycle.add('outbox relay', outbox.startRelay({ pollMs: config.OUTBOX_POLL_MS, leaseMs: 10_000, clock }));
 
-    const stopTimeouts = startTimeoutScheduler({ store, applyOutcome, clock, logger, pollMs: config.TIMEOUT_POLL_MS });
+    const stopTimeouts = startTimeoutScheduler({
+      store,
+      applyOutcome,
+      progress,
+      clock,
+      logger,
+      pollMs: config.TIMEOUT_POLL_MS,
+      onSweep: (sweep) => {
+        readThrough = sweep.readThrough;
+      },
+    });
     lifecycle.add('timeout scheduler', stopTimeouts);
     lifecycle.add(
       'gateway stats reporter',
@@ -170,10 +217,19 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
 
     const results = await startConsumer({
       ...follow,
-      groupId: `${config.TOPIC_PREFIX}orchestrator`,
-      handlers: [on(topics.gatewayResults, resultMessage, handleResultMessage(applyOutcome, clock, logger))],
+      groupId: resultsGroupId,
+      handlers: [
+        on(
+          topics.gatewayResults,
+          resultMessage,
+          handleResultMessage(applyOutcome, clock, logger),
+          handleUnreadableResult(applyOutcome, topics.gatewayResults, clock, logger),
+        ),
+      ],
       partitionsConsumedConcurrently: 6,
+      onProcessed: (processed) => progress.observe(processed),
     });
+    ownedPartitions = () => results.assigned(topics.gatewayResults);
     lifecycle.add('results consumer', () => results.consumer.disconnect());
     await Promise.all([results.joined, rules.caughtUp, health.caughtUp]);
 

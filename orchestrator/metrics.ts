@@ -3,6 +3,7 @@ import type { Redis } from '../runtime/redis';
 import type { Breakers } from './health/breakers';
 import type { HealthWeights } from './health/weights';
 import type { RuleBook } from './routing/rules';
+import { deadlinesKey } from './state/store';
 
 /** Every value of the labels that go with `gateway`, so each gateway's series exist from the start at 0. */
 const ATTEMPT_KINDS = ['first', 'failover'] as const;
@@ -111,6 +112,13 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    resultsUnreadable: new Counter({
+      name: 'gateway_results_unreadable_total',
+      help: 'Results-topic messages that named a known attempt but whose outcome could not be read (parked as unreadable-result; the gateway is asked to cancel), by gateway',
+      labelNames: ['gateway'],
+      registers: [registry],
+      collect: zeroFor(gatewayIds),
+    }),
     compensations: new Counter({
       name: 'payment_compensations_total',
       help: 'Late successes after the payment settled: void/refund commands sent, by gateway',
@@ -168,22 +176,37 @@ const STATE_READ_TIMEOUT_MS = 1_000;
  * across instances, not the sum. The keys are those of state/store.ts's
  * layout.
  */
-export function registerStateGauges(registry: Registry, redis: Redis): void {
-  let reading: Promise<[number, number, number] | undefined> | undefined;
+export function registerStateGauges(
+  registry: Registry,
+  redis: Redis,
+  deadlines: {
+    partitionCount: number;
+    /** Per results partition, the read-through time (epoch ms) of the last timeout sweep. */
+    readThrough: () => readonly number[];
+  },
+): void {
+  const partitions = Array.from({ length: deadlines.partitionCount }, (_, partition) => partition);
+  let reading: Promise<[number, number, number, number] | undefined> | undefined;
   const read = () =>
     (reading ??= Promise.race([
-      redis
-        .pipeline()
-        .zcard('deadlines')
-        .scard('review')
-        .zcard('outbox-pending')
-        .exec()
-        .then((replies) => replies?.map(([, count]) => Number(count)) as [number, number, number]),
+      (() => {
+        const now = Date.now();
+        const through = deadlines.readThrough();
+        const pipeline = redis.pipeline().scard('review').zcard('outbox-pending');
+        for (const partition of partitions) pipeline.zcard(deadlinesKey(partition));
+        // Passed on our clock but not yet read past on their partition: what the timeout sweep holds back.
+        for (const partition of partitions) pipeline.zcount(deadlinesKey(partition), `(${through[partition] ?? 0}`, String(now));
+        return pipeline.exec().then((replies) => {
+          const counts = (replies ?? []).map(([, count]) => Number(count));
+          const sum = (from: number) => counts.slice(from, from + partitions.length).reduce((total, count) => total + count, 0);
+          return [sum(2), counts[0] ?? 0, counts[1] ?? 0, sum(2 + partitions.length)] as [number, number, number, number];
+        });
+      })(),
       new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), STATE_READ_TIMEOUT_MS).unref()),
     ])
       .catch(() => undefined)
       .finally(() => (reading = undefined)));
-  const gauge = (name: string, help: string, index: 0 | 1 | 2) =>
+  const gauge = (name: string, help: string, index: 0 | 1 | 2 | 3) =>
     new Gauge({
       name,
       help,
@@ -197,4 +220,20 @@ export function registerStateGauges(registry: Registry, redis: Redis): void {
   gauge('payments_in_flight', 'Payments waiting for a gateway: attempts with an open deadline (shared state, the same on every instance)', 0);
   gauge('payments_pending_review', 'Withdrawals left PENDING for a person because a cancel was never confirmed (shared state)', 1);
   gauge('outbox_pending_payments', 'Payments whose decided Kafka messages are not confirmed sent yet (shared state); grows while Kafka refuses them', 2);
+  gauge(
+    'payment_deadlines_held',
+    'Attempt deadlines passed on the clock but not acted on because their results partition has not been read past them yet (shared state): our own lag, never counted against a gateway',
+    3,
+  );
+  new Gauge({
+    name: 'results_read_lag_seconds',
+    help: 'Per results partition, now minus the time up to which every result appended to it has been applied (as of the last timeout sweep); grows while nobody reads the partition',
+    labelNames: ['partition'],
+    registers: [registry],
+    collect() {
+      const now = Date.now();
+      const through = deadlines.readThrough();
+      for (const partition of partitions) this.set({ partition: String(partition) }, through[partition] ? Math.max(0, now - through[partition]) / 1000 : 0);
+    },
+  });
 }

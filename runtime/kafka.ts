@@ -183,6 +183,8 @@ export interface MessageMeta {
   key: string | null;
   raw: Buffer | null;
   headers: Record<string, string | undefined>;
+  /** The message's Kafka timestamp in epoch ms: the broker's append time on topics stamped with LogAppendTime. */
+  timestampMs: number;
 }
 
 const headersOf = (message: KafkaMessage): Record<string, string | undefined> =>
@@ -193,6 +195,13 @@ export interface TopicHandler<S extends z.ZodType> {
   topic: string;
   schema: S;
   handle: (message: z.infer<S>, meta: MessageMeta) => Promise<void>;
+  /**
+   * Told about a JSON message that failed the schema, before it is parked: a
+   * message that still names something the service knows (a payment and
+   * attempt) is never mere noise. It may throw like `handle`: a RejectMessage
+   * replaces the parking reason, any other error makes kafkajs retry.
+   */
+  unreadable?: (json: unknown, detail: string, meta: MessageMeta) => Promise<void>;
 }
 
 /** Keep at most this much of a rejected value on the dead-letter topic. */
@@ -215,6 +224,13 @@ export interface ConsumerOptions {
   onTombstone?: (key: string, meta: MessageMeta) => Promise<void>;
   /** Told after a message was parked, so followers can count it as read. */
   onDeadLettered?: (meta: { partition: number; offset: string }) => void;
+  /**
+   * Told once a message is done with (handled, parked or skipped), in offset
+   * order per partition, with the broker's timestamp in epoch ms: everything
+   * before it on that partition is done too. Not told for a message whose
+   * handler threw for a retry.
+   */
+  onProcessed?: (progress: { topic: string; partition: number; offset: string; timestampMs: number }) => void;
 }
 
 /** Builds a handler entry while keeping the schema and handler types tied together. */
@@ -222,8 +238,9 @@ export function on<S extends z.ZodType>(
   topic: string,
   schema: S,
   handle: TopicHandler<S>['handle'],
+  unreadable?: TopicHandler<S>['unreadable'],
 ): TopicHandler<z.ZodType> {
-  return { topic, schema, handle: handle as TopicHandler<z.ZodType>['handle'] };
+  return { topic, schema, handle: handle as TopicHandler<z.ZodType>['handle'], ...(unreadable ? { unreadable } : {}) };
 }
 
 /**
@@ -239,6 +256,8 @@ export interface RunningConsumer {
   joined: Promise<void>;
   /** False from a crash that kafkajs does not recover from by itself until the consumer has rejoined its group. */
   isHealthy: () => boolean;
+  /** The partitions of `topic` this member was given at its latest join of the group (none before the first). */
+  assigned: (topic: string) => readonly number[];
 }
 
 /** Pause before starting again a consumer that kafkajs gave up on. */
@@ -258,9 +277,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     maxWaitTimeInMs: 250,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5_000 },
   });
+  let assignment: Record<string, number[]> = {};
   const joined = new Promise<void>((resolve) => {
-    const remove = consumer.on(consumer.events.GROUP_JOIN, () => {
-      remove();
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      assignment = payload.memberAssignment;
+      logger.info({ groupId, assignment }, 'consumer group joined');
       resolve();
     });
   });
@@ -295,43 +316,57 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
     eachMessage: async ({ topic, partition, message }) => {
       metrics.consumed.inc({ topic });
-      const handler = byTopic.get(topic);
-      if (!handler) return;
-      if (message.value === null && message.key !== null && options.onTombstone) {
-        try {
-          await options.onTombstone(message.key.toString('utf8'), { partition, offset: message.offset, key: message.key.toString('utf8'), raw: null, headers: headersOf(message) });
-        } catch (error) {
-          if (!(error instanceof RejectMessage)) throw error;
-          await park(topic, partition, message, error.reason, error.message);
-        }
-        return;
-      }
-      let json: unknown;
+      await consume(topic, partition, message);
+      options.onProcessed?.({ topic, partition, offset: message.offset, timestampMs: Number(message.timestamp) });
+    },
+  };
+  const metaOf = (partition: number, message: KafkaMessage): MessageMeta => ({
+    partition,
+    offset: message.offset,
+    key: message.key?.toString('utf8') ?? null,
+    raw: message.value,
+    headers: headersOf(message),
+    timestampMs: Number(message.timestamp),
+  });
+  /** Hands one message to its handler; parks what cannot be accepted; throws only for a retry. */
+  const consume = async (topic: string, partition: number, message: KafkaMessage) => {
+    const handler = byTopic.get(topic);
+    if (!handler) return;
+    if (message.value === null && message.key !== null && options.onTombstone) {
       try {
-        json = JSON.parse(message.value?.toString('utf8') ?? '');
-      } catch (error) {
-        await park(topic, partition, message, 'not-json', errorMessage(error));
-        return;
-      }
-      const parsed = handler.schema.safeParse(json);
-      if (!parsed.success) {
-        const detail = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
-        await park(topic, partition, message, 'schema', detail);
-        return;
-      }
-      try {
-        await handler.handle(parsed.data, {
-          partition,
-          offset: message.offset,
-          key: message.key?.toString('utf8') ?? null,
-          raw: message.value,
-          headers: headersOf(message),
-        });
+        await options.onTombstone(message.key.toString('utf8'), { ...metaOf(partition, message), raw: null });
       } catch (error) {
         if (!(error instanceof RejectMessage)) throw error;
         await park(topic, partition, message, error.reason, error.message);
       }
-    },
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(message.value?.toString('utf8') ?? '');
+    } catch (error) {
+      await park(topic, partition, message, 'not-json', errorMessage(error));
+      return;
+    }
+    const parsed = handler.schema.safeParse(json);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+      try {
+        await handler.unreadable?.(json, detail, metaOf(partition, message));
+      } catch (error) {
+        if (!(error instanceof RejectMessage)) throw error;
+        await park(topic, partition, message, error.reason, `${error.message}; ${detail}`);
+        return;
+      }
+      await park(topic, partition, message, 'schema', detail);
+      return;
+    }
+    try {
+      await handler.handle(parsed.data, metaOf(partition, message));
+    } catch (error) {
+      if (!(error instanceof RejectMessage)) throw error;
+      await park(topic, partition, message, error.reason, error.message);
+    }
   };
   await consumer.run(runConfig);
   // Followers never commit offsets, so only committing groups have a lag to report. Watched until the owner
@@ -370,7 +405,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   consumer.on(consumer.events.GROUP_JOIN, () => {
     healthy = true;
   });
-  return { consumer, joined, isHealthy: () => healthy };
+  return { consumer, joined, isHealthy: () => healthy, assigned: (topic) => assignment[topic] ?? [] };
 }
 
 /**

@@ -27,3 +27,14 @@ export const amountMinor = z
 export const currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as EUR');
 export const region = z.string().regex(/^[A-Z]{2,8}$/, 'an upper-case region code such as EU');
 export const paymentType = z.enum(['deposit', 'withdrawal']);
+
+/**
+ * A point in time from a gateway, read leniently (docs/topics.md, "What a
+ * gateway may send"): ISO 8601 with a zone offset, or without one, which is
+ * then read as UTC. Normalised to ISO 8601 in UTC. A gateway is an outside
+ * system; a harmless format difference must not turn its answer into noise.
+ */
+export const gatewayInstant = z.preprocess(
+  (value) => (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$/.test(value) ? `${value}Z` : value),
+  z.string().datetime({ offset: true }).transform((value) => new Date(value).toISOString()),
+);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { amountMinor, currency, envelope, ids, paymentType, region } from './envelope';
+import { amountMinor, currency, envelope, gatewayInstant, ids, paymentType, region } from './envelope';
 
 /** Orchestrator → gateway: process this attempt of a payment. */
 export const attemptRequested = envelope('attempt.requested').extend({
@@ -35,6 +35,7 @@ export type GatewayRequestMessage = z.infer<typeof gatewayRequestMessage>;
 
 /** Gateway → orchestrator: the outcome of one attempt. */
 export const gatewayResult = envelope('gateway.result').extend({
+  occurredAt: gatewayInstant,
   paymentId: ids.paymentId,
   attemptId: ids.attemptId,
   gatewayId: ids.gatewayId,
@@ -53,6 +54,7 @@ export type GatewayResult = z.infer<typeof gatewayResult>;
  * - compensated: the void/refund of a late success is done
  */
 export const commandResult = envelope('attempt.command-result').extend({
+  occurredAt: gatewayInstant,
   command: z.enum(['cancel', 'compensate']),
   paymentId: ids.paymentId,
   attemptId: ids.attemptId,
@@ -64,6 +66,13 @@ export type CommandResult = z.infer<typeof commandResult>;
 /** Everything on the results topic. */
 export const resultMessage = z.discriminatedUnion('type', [gatewayResult, commandResult]);
 export type ResultMessage = z.infer<typeof resultMessage>;
+
+/**
+ * What identifies the attempt a results-topic message is about, read from a
+ * message that fails `resultMessage`: such a message is an unknown outcome
+ * of that attempt, never noise.
+ */
+export const resultIdentity = z.object({ paymentId: ids.paymentId, attemptId: ids.attemptId, gatewayId: z.string().max(100).optional() });
 
 export const paymentStatus = z.enum(['PENDING', 'SUCCESS', 'FAILURE']);
 export type PaymentStatus = z.infer<typeof paymentStatus>;

@@ -78,8 +78,16 @@ export const attemptView = z
     dispatchedAt: timestamp,
     deadline: timestamp.meta({ description: 'When the current wait ends: the outcome while in flight, the cancel confirmation while cancelling' }),
     completedAt: timestamp.optional(),
-    reasonCode: z.string().optional().meta({ description: "The gateway's failure reason, or `timeout`" }),
+    reasonCode: z.string().optional().meta({ description: "The gateway's failure reason, `timeout`, or `unreadable-result` (cancel asked after an answer that could not be read)" }),
     cancelUnconfirmedAt: timestamp.optional().meta({ description: 'Set when a cancel was never confirmed; the payment is then flagged for review' }),
+    unreadableResult: z
+      .object({
+        deadLetter: z.string().meta({ description: 'Where the message was parked on the dead-letter topic: "{topic}:{partition}:{offset}", also its key there' }),
+        detail: z.string().meta({ description: 'Why its outcome could not be read' }),
+        at: timestamp.meta({ description: 'When the message reached Kafka' }),
+      })
+      .optional()
+      .meta({ description: 'A message named this attempt but its outcome could not be read; the gateway was asked to cancel instead of the payment failing over' }),
     routing: routingDecision,
   })
   .meta({ id: 'Attempt', description: 'One try of the payment at one gateway' });

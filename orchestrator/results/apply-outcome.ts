@@ -79,7 +79,9 @@ export type OutcomeApplier = ReturnType<typeof createOutcomeApplier>;
 function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt: Attempt, outcome: Outcome): void {
   const { breakers, healthWeights, attemptStats, metrics } = deps;
   const gateway = attempt.gatewayId;
-  const latencyMs = Date.parse(outcome.at) - Date.parse(attempt.dispatchedAt);
+  // The gateway's time: dispatch to when its answer reached Kafka (results/consumer.ts answeredAt), so time the
+  // answer spent waiting for us to read it is never charged to the gateway.
+  const latencyMs = Math.max(0, Date.parse(outcome.at) - Date.parse(attempt.dispatchedAt));
   const answered = attempt.status === 'in-flight';
   if (outcome.kind === 'success' || outcome.kind === 'failure' || (outcome.kind === 'timeout' && answered)) {
     const technicalFailure = outcome.kind === 'timeout' || (outcome.kind === 'failure' && classifyFailure(outcome.reasonCode) === 'retryable');
@@ -94,6 +96,7 @@ function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt:
   if (outcome.kind === 'success' && (!answered || before.status !== 'PENDING')) {
     metrics.lateSuccesses.inc({ gateway, result: after.status === 'SUCCESS' && before.status === 'PENDING' ? 'settled' : 'compensated' });
   }
+  if (outcome.kind === 'unreadable') metrics.resultsUnreadable.inc({ gateway });
   if (after.attempts.length > before.attempts.length) metrics.failovers.inc({ gateway, cause: outcome.kind });
   if (after.review && !before.review) metrics.flaggedForReview.inc({ gateway });
 }

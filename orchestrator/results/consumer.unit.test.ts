@@ -2,7 +2,7 @@ import { RejectMessage } from '../../runtime/kafka';
 import { createLogger } from '../../runtime/logger';
 import { resultMessage, type CommandResult, type GatewayResult, type ResultMessage } from '../../topics/schemas';
 import type { Outcome } from '../state/payment';
-import { handleResultMessage, outcomeOf } from './consumer';
+import { answeredAt, handleResultMessage, handleUnreadableResult, outcomeOf } from './consumer';
 
 const AT = '2024-05-01T12:00:30.000Z';
 
@@ -54,8 +54,50 @@ describe('outcomeOf: gateway results', () => {
     expect(outcomeOf(gatewayResult({ outcome: 'failure' }), AT)).toEqual({ kind: 'failure', attemptId: 'att-1', reasonCode: undefined, at: AT });
   });
 
-  test('When the message carries its own occurredAt, then the outcome is still timed by the `at` given (the clock of the instance applying it)', () => {
+  test('When the message carries its own occurredAt, then the outcome is still timed by the `at` given (answeredAt decides it)', () => {
     expect(outcomeOf(gatewayResult({ outcome: 'success' }), AT)?.at).toBe(AT);
+  });
+});
+
+describe('answeredAt: when a gateway answered', () => {
+  const broker = Date.parse('2024-05-01T12:00:29.500Z');
+  const ourClock = new Date('2024-05-01T12:00:45.000Z');
+
+  test('When the answer reached Kafka long before we read it, then it is timed by the broker, never by our clock', () => {
+    expect(answeredAt(broker, undefined, ourClock)).toBe('2024-05-01T12:00:29.500Z');
+  });
+
+  test("When the gateway's own time is earlier than the broker's, then the gateway's time counts (it is not charged for publishing late)", () => {
+    expect(answeredAt(broker, '2024-05-01T12:00:29.000Z', ourClock)).toBe('2024-05-01T12:00:29.000Z');
+  });
+
+  test("When the gateway's clock runs ahead of the broker's, then the broker's time bounds it", () => {
+    expect(answeredAt(broker, '2024-05-01T12:05:00.000Z', ourClock)).toBe('2024-05-01T12:00:29.500Z');
+  });
+
+  test('When the message has no usable broker timestamp, then our clock is the fallback', () => {
+    expect(answeredAt(Number.NaN, undefined, ourClock)).toBe(ourClock.toISOString());
+  });
+});
+
+describe('the results contract: harmless variations a gateway may send', () => {
+  test('When occurredAt has no zone offset, then it is read as UTC and the result is accepted', () => {
+    expect(gatewayResult({ outcome: 'success', occurredAt: '2026-11-30T11:00:00.000' }).occurredAt).toBe('2026-11-30T11:00:00.000Z');
+    expect(gatewayResult({ outcome: 'success', occurredAt: '2026-11-30T11:00:00' }).occurredAt).toBe('2026-11-30T11:00:00.000Z');
+  });
+
+  test('When occurredAt has an offset, then it is normalised to UTC', () => {
+    expect(gatewayResult({ outcome: 'success', occurredAt: '2026-11-30T12:00:00.000+01:00' }).occurredAt).toBe('2026-11-30T11:00:00.000Z');
+  });
+
+  test('When the result carries fields the contract does not know, then they are ignored and the result is accepted', () => {
+    const parsed = resultMessage.parse({ ...gatewayResult({ outcome: 'success' }), pspTrace: 'abc', extra: { nested: true } });
+    expect(parsed).not.toHaveProperty('pspTrace');
+    expect(parsed).toMatchObject({ outcome: 'success', paymentId: 'pay-1' });
+  });
+
+  test('When occurredAt is not a time at all, then the contract refuses it', () => {
+    expect(resultMessage.safeParse({ ...gatewayResult({ outcome: 'success' }), occurredAt: 'yesterday' }).success).toBe(false);
   });
 });
 
@@ -90,6 +132,8 @@ describe('outcomeOf: command results', () => {
   });
 });
 
+const BROKER_MS = Date.parse('2024-05-01T12:00:29.500Z');
+
 describe('handleResultMessage', () => {
   const clock = () => new Date(AT);
 
@@ -100,22 +144,22 @@ describe('handleResultMessage', () => {
     return { handle: handleResultMessage(applyOutcome, clock, logger), applyOutcome, critical };
   }
 
-  test('When a result maps to an outcome, then it is applied to its payment at the clock time', async () => {
+  test('When a result maps to an outcome, then it is applied to its payment, timed by when it reached Kafka and decided at the clock time', async () => {
     const { handle, applyOutcome } = given('applied');
-    await handle(commandResult('cancel', 'cancelled'));
-    expect(applyOutcome.mock.calls).toEqual([['pay-1', { kind: 'cancel-confirmed', attemptId: 'att-1', at: AT }]]);
+    await handle(commandResult('cancel', 'cancelled'), { timestampMs: BROKER_MS });
+    expect(applyOutcome.mock.calls).toEqual([['pay-1', { kind: 'cancel-confirmed', attemptId: 'att-1', at: '2024-05-01T12:00:29.000Z', now: AT }]]);
   });
 
   test('When the outcome changes nothing (a duplicate), then the message is accepted', async () => {
     const { handle } = given('unchanged');
-    await expect(handle(gatewayResult({ outcome: 'success' }))).resolves.toBeUndefined();
+    await expect(handle(gatewayResult({ outcome: 'success' }), { timestampMs: BROKER_MS })).resolves.toBeUndefined();
   });
 
   test.each(['unknown-payment', 'unknown-attempt'] as const)(
     'When the result is for an %s, then the message is rejected with that reason (parked: it may mean money moved)',
     async (why) => {
       const { handle } = given(why);
-      const handled = handle(gatewayResult({ outcome: 'success' }));
+      const handled = handle(gatewayResult({ outcome: 'success' }), { timestampMs: BROKER_MS });
       await expect(handled).rejects.toBeInstanceOf(RejectMessage);
       await expect(handled).rejects.toMatchObject({ reason: why });
     },
@@ -125,11 +169,48 @@ describe('handleResultMessage', () => {
     'When a command result has no outcome (a compensation answered %s), then it is not applied, logged at critical and rejected for reconciliation',
     async (result) => {
       const { handle, applyOutcome, critical } = given('applied');
-      const handled = handle(commandResult('compensate', result));
+      const handled = handle(commandResult('compensate', result), { timestampMs: BROKER_MS });
       await expect(handled).rejects.toMatchObject({ name: 'RejectMessage', reason: 'needs-reconciliation' });
       expect(applyOutcome).not.toHaveBeenCalled();
       expect(critical).toHaveBeenCalledTimes(1);
       expect(critical.mock.calls[0]?.[0]).toMatchObject({ paymentId: 'pay-1', attemptId: 'att-1', gatewayId: 'gw-a' });
     },
   );
+});
+
+describe('handleUnreadableResult: a message that fails the contract', () => {
+  const clock = () => new Date(AT);
+  const meta = { partition: 3, offset: '41', timestampMs: BROKER_MS };
+
+  function given(applied: 'applied' | 'unchanged' | 'unknown-payment' | 'unknown-attempt') {
+    const logger = createLogger('consumer-test', 'silent');
+    const critical = jest.spyOn(logger, 'critical');
+    const applyOutcome = jest.fn(async (_paymentId: string, _outcome: Outcome) => applied);
+    return { handle: handleUnreadableResult(applyOutcome, 'gateway.results', clock, logger), applyOutcome, critical };
+  }
+
+  test('When it names a known payment and attempt, then the attempt gets an unreadable outcome linked to its dead letter, logged at critical, and the message is parked as unreadable-result', async () => {
+    const { handle, applyOutcome, critical } = given('applied');
+    const handled = handle({ type: 'gateway.result', paymentId: 'pay-1', attemptId: 'att-1', gatewayId: 'gw-a', outcome: 'maybe' }, 'outcome: Invalid option', meta);
+    await expect(handled).rejects.toMatchObject({ name: 'RejectMessage', reason: 'unreadable-result' });
+    expect(applyOutcome.mock.calls).toEqual([
+      [
+        'pay-1',
+        { kind: 'unreadable', attemptId: 'att-1', at: '2024-05-01T12:00:29.500Z', now: AT, deadLetter: 'gateway.results:3:41', detail: 'outcome: Invalid option' },
+      ],
+    ]);
+    expect(critical.mock.calls[0]?.[0]).toMatchObject({ paymentId: 'pay-1', attemptId: 'att-1', deadLetter: 'gateway.results:3:41' });
+  });
+
+  test.each(['unknown-payment', 'unknown-attempt'] as const)('When it names an %s, then it is parked as plain schema noise', async (why) => {
+    const { handle } = given(why);
+    await expect(handle({ paymentId: 'pay-x', attemptId: 'att-x', outcome: 'maybe' }, 'outcome: Invalid option', meta)).resolves.toBeUndefined();
+  });
+
+  test('When it names no payment and attempt, then nothing is applied (parked as schema noise)', async () => {
+    const { handle, applyOutcome } = given('applied');
+    await expect(handle({ hello: 'world' }, 'type: Invalid input', meta)).resolves.toBeUndefined();
+    await expect(handle('just a string', 'Invalid input', meta)).resolves.toBeUndefined();
+    expect(applyOutcome).not.toHaveBeenCalled();
+  });
 });

@@ -29,6 +29,13 @@ export interface Attempt {
   reasonCode?: string;
   /** Set when a cancel was never confirmed: nobody waits on this attempt's deadline any more. */
   cancelUnconfirmedAt?: string;
+  /**
+   * A message named this attempt but its outcome could not be read: where it
+   * was parked on the dead-letter topic ("{topic}:{partition}:{offset}"),
+   * why, and when it reached Kafka. The attempt was then asked to cancel,
+   * never failed over blindly.
+   */
+  unreadableResult?: { deadLetter: string; detail: string; at: string };
   routing: RoutingDecision;
 }
 
@@ -58,14 +65,23 @@ export type Effect =
   | { type: 'compensate'; attempt: Attempt }
   | { type: 'flag-review'; attempt: Attempt };
 
-export type Outcome =
+/**
+ * `at` is when the fact happened (for a gateway's answer: when it reached
+ * Kafka); `now`, when given, is when the orchestrator decides on it, where
+ * new attempts and new deadlines start (an answer read late must not shorten
+ * the next gateway's time). Without `now`, both are `at`.
+ */
+export type Outcome = (
   | { kind: 'success'; attemptId: string; at: string }
   | { kind: 'failure'; attemptId: string; reasonCode: string | undefined; at: string }
   /** The attempt's deadline passed (while in flight, or while waiting for a cancel to be confirmed). */
   | { kind: 'timeout'; attemptId: string; at: string }
   /** The gateway confirmed a cancel, or said it never saw the attempt: it will not move money. */
   | { kind: 'cancel-confirmed'; attemptId: string; at: string }
-  | { kind: 'compensation-confirmed'; attemptId: string; at: string };
+  | { kind: 'compensation-confirmed'; attemptId: string; at: string }
+  /** A message named the attempt but its outcome could not be read: the money may or may not have moved. */
+  | { kind: 'unreadable'; attemptId: string; at: string; deadLetter: string; detail: string }
+) & { now?: string };
 
 /** What the state machine needs from outside, passed in so it stays pure. */
 export interface DecisionContext {
@@ -139,15 +155,15 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
       if (!isOpen(attempt)) return { changed: false, why: 'after-completion' };
       if (!pending) return closeAttempt(payment, attempt, outcome);
       if (classifyFailure(outcome.reasonCode) === 'final') return finish(payment, attempt, outcome, outcome.reasonCode ?? 'declined');
-      return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context);
+      return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context, startOf(outcome));
 
     case 'timeout':
       if (attempt.status === 'in-flight') {
         if (!pending) return closeAttempt(payment, attempt, outcome);
         if (context.timeoutPolicyOf(attempt.gatewayId, payment.type) === 'cancel-first') {
-          return askToCancel(payment, attempt, outcome.at, context);
+          return askToCancel(payment, attempt, startOf(outcome), context, 'timeout');
         }
-        return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context);
+        return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context, startOf(outcome));
       }
       if (attempt.status === 'cancelling' && attempt.cancelUnconfirmedAt === undefined && pending) {
         // The first timeout delivered again (its claim lease ran out) comes before the cancel deadline.
@@ -160,7 +176,15 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
       if (attempt.status !== 'cancelling') return { changed: false, why: attempt.status === 'cancelled' ? 'duplicate' : 'after-completion' };
       const cancelled: Attempt = { ...attempt, status: 'cancelled', completedAt: outcome.at };
       if (!pending) return { changed: true, payment: withAttempt(payment, cancelled, outcome.at), effects: [] };
-      return failOver(payment, cancelled, outcome.at, context);
+      return failOver(payment, cancelled, outcome.at, context, startOf(outcome));
+    }
+
+    case 'unreadable': {
+      const marked: Attempt = { ...attempt, unreadableResult: { deadLetter: outcome.deadLetter, detail: outcome.detail.slice(0, 500), at: outcome.at } };
+      // An unknown outcome is never a failure: the gateway is asked to cancel, and only its confirmation fails over.
+      if (attempt.status === 'in-flight' && pending) return askToCancel(payment, marked, startOf(outcome), context, 'unreadable-result');
+      if (attempt.unreadableResult?.deadLetter === outcome.deadLetter) return { changed: false, why: 'duplicate' };
+      return { changed: true, payment: withAttempt(payment, marked, outcome.at), effects: [] };
     }
 
     case 'compensation-confirmed':
@@ -201,11 +225,14 @@ function finish(payment: Payment, attempt: Attempt, outcome: Ending, reason: str
   };
 }
 
-function askToCancel(payment: Payment, attempt: Attempt, at: string, context: DecisionContext): Decision {
+/** When the orchestrator decides on an outcome: new attempts and deadlines start here. */
+const startOf = (outcome: Outcome) => outcome.now ?? outcome.at;
+
+function askToCancel(payment: Payment, attempt: Attempt, at: string, context: DecisionContext, reasonCode: 'timeout' | 'unreadable-result'): Decision {
   const cancelling: Attempt = {
     ...attempt,
     status: 'cancelling',
-    reasonCode: 'timeout',
+    reasonCode,
     deadline: new Date(Date.parse(at) + context.timeoutMsOf(attempt.gatewayId)).toISOString(),
   };
   return { changed: true, payment: withAttempt(payment, cancelling, at), effects: [{ type: 'cancel', attempt: cancelling }] };
@@ -221,7 +248,7 @@ function flagForReview(payment: Payment, attempt: Attempt, at: string): Decision
 }
 
 /** Tries the next gateway after `closed` (already marked failed, timed out or cancelled), or fails the payment. */
-function failOver(payment: Payment, closed: Attempt, at: string, context: DecisionContext): Decision {
+function failOver(payment: Payment, closed: Attempt, at: string, context: DecisionContext, startAt: string): Decision {
   const base = withAttempt(withoutReview(payment), closed, at);
   const attempts = base.attempts;
   if (attempts.length >= context.maxAttempts) {
@@ -231,7 +258,7 @@ function failOver(payment: Payment, closed: Attempt, at: string, context: Decisi
   if (routing.chosen === null) {
     return { changed: true, payment: withStatus(base, 'FAILURE', 'no-gateway-left'), effects: [{ type: 'publish-status' }] };
   }
-  const next = newAttempt(attempts.length + 1, context.newAttemptId(), { ...routing, chosen: routing.chosen }, context.timeoutMsOf(routing.chosen), new Date(at));
+  const next = newAttempt(attempts.length + 1, context.newAttemptId(), { ...routing, chosen: routing.chosen }, context.timeoutMsOf(routing.chosen), new Date(startAt));
   return { changed: true, payment: { ...base, attempts: [...attempts, next] }, effects: [{ type: 'dispatch', attempt: next }] };
 }
 

@@ -6,7 +6,8 @@ import { openDeadlines, type Payment } from './payment';
  * Redis layout (every key under the stack's prefix):
  * - `payment:{id}`   hash: `v` (revision, for compare-and-set) and `doc` (the payment as JSON)
  * - `idem:{key}`     string: "{paymentId}|{request hash}", expiring after the idempotency window
- * - `deadlines`      sorted set: member "{paymentId}|{attemptId}", score = deadline in epoch ms
+ * - `deadlines:{p}`  sorted set per results partition p (where the payment's gateway answers land):
+ *                    member "{paymentId}|{attemptId}", score = deadline in epoch ms
  * - `review`         set of payment ids flagged for review (a withdrawal whose cancel was never confirmed)
  * - `outbox:{id}`    hash: field "{revision}:{index}" → a Kafka message (topic, key, value) not yet confirmed sent
  * - `outbox-pending` sorted set: payment ids with an outbox, score = when it is due for the relay
@@ -135,12 +136,18 @@ function outboxOf(paymentId: string, revision: number, messages: TopicMessage[])
 
 export interface StoreSettings {
   idempotencyTtlSeconds: number;
+  /** The results partition of a payment's gateway answers (timeouts/results-partitions.ts). */
+  resultsPartitionOf: (paymentId: string) => number;
   /** How long the sender has to confirm an outbox before the relay sends it instead. */
   outboxGraceMs: number;
   clock: () => Date;
 }
 
-export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock }: StoreSettings) {
+/** The deadlines of payments whose answers land on results partition `partition`. */
+export const deadlinesKey = (partition: number) => `deadlines:${partition}`;
+
+export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock, resultsPartitionOf }: StoreSettings) {
+  const deadlinesOf = (paymentId: string) => deadlinesKey(resultsPartitionOf(paymentId));
   const redis = withScripts(connection);
   const entriesOf = (outbox: Outbox) => outbox.fields.map((field, index) => [field, JSON.stringify(outbox.messages[index])]);
   const due = () => clock().getTime() + outboxGraceMs;
@@ -167,7 +174,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       const existing = await redis.pgoCreate(
         `idem:${idempotencyKey}`,
         `payment:${payment.id}`,
-        'deadlines',
+        deadlinesOf(payment.id),
         `outbox:${payment.id}`,
         'outbox-pending',
         accountIndex(payment.accountId),
@@ -210,7 +217,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       };
       const applied = await redis.pgoUpdate(
         `payment:${next.id}`,
-        'deadlines',
+        deadlinesOf(next.id),
         'review',
         `outbox:${next.id}`,
         'outbox-pending',
@@ -268,9 +275,9 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       return stored.flatMap((entry) => (entry ? [entry.payment] : []));
     },
 
-    /** Attempts whose deadline has passed, oldest first. */
-    async expired(nowMs: number, limit: number): Promise<Array<{ paymentId: string; attemptId: string }>> {
-      const members = await redis.zrangebyscore('deadlines', '-inf', String(nowMs), 'LIMIT', 0, limit);
+    /** Attempts of one results partition whose deadline is at or before `upToMs`, oldest first. */
+    async expired(partition: number, upToMs: number, limit: number): Promise<Array<{ paymentId: string; attemptId: string }>> {
+      const members = await redis.zrangebyscore(deadlinesKey(partition), '-inf', String(upToMs), 'LIMIT', 0, limit);
       return members.map((member) => {
         const [paymentId = '', attemptId = ''] = member.split('|');
         return { paymentId, attemptId };
@@ -278,13 +285,13 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
     },
 
     /**
-     * Claims an expired deadline for `leaseMs`: exactly one caller across all
-     * instances gets true. The deadline is pushed back rather than removed, so
-     * if the claimant dies before storing the timeout, another instance takes
+     * Claims a deadline at or before `upToMs` until `leaseEndMs` (epoch ms):
+     * exactly one caller across all instances gets true. The deadline is
+     * pushed back rather than removed, so if the claimant dies before storing the timeout, another instance takes
      * it over when the lease runs out; storing the timed-out attempt removes it.
      */
-    async claimDeadline(paymentId: string, attemptId: string, nowMs: number, leaseMs: number): Promise<boolean> {
-      return (await redis.pgoClaim('deadlines', deadlineMember(paymentId, attemptId), String(nowMs), String(nowMs + leaseMs))) === 1;
+    async claimDeadline(paymentId: string, attemptId: string, upToMs: number, leaseEndMs: number): Promise<boolean> {
+      return (await redis.pgoClaim(deadlinesOf(paymentId), deadlineMember(paymentId, attemptId), String(upToMs), String(leaseEndMs))) === 1;
     },
   };
 }

@@ -1,0 +1,139 @@
+import type { Admin } from 'kafkajs';
+import type { Redis } from '../../runtime/redis';
+import type { Logger } from '../../runtime/logger';
+
+/**
+ * Redis key of the shared read-through times: a sorted set, member = results
+ * partition, score = epoch ms T such that every result the broker appended
+ * to that partition before T has been applied to its payment. Only ever
+ * raised (ZADD GT), since each writer states a fact that stays true.
+ */
+export const READ_THROUGH_KEY = 'results-read';
+
+export interface ReadProgressDeps {
+  /** A connected admin client; the caller owns it. */
+  admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchOffsets'>;
+  /** The results consumer group, whose committed offsets prove what was applied. */
+  groupId: string;
+  topic: string;
+  partitionCount: number;
+  redis: Redis;
+  clock: () => Date;
+  /**
+   * Subtracted from "caught up at time t" (ms): the broker's clock may run
+   * ahead of ours, and a result appended just before t may not be readable
+   * yet (replication to the in-sync replicas). docs/decisions/0014.
+   */
+  allowanceMs: number;
+  logger: Logger;
+}
+
+export interface ResultsReadProgress {
+  /** The results consumer reports each message it is done with (see `ConsumerOptions.onProcessed`). */
+  observe(progress: { partition: number; offset: string; timestampMs: number }): void;
+  /**
+   * Publishes this instance's evidence (timestamps of results it applied;
+   * partitions read to their end) to Redis and returns every partition's
+   * read-through time in epoch ms (0 where nothing is known yet), as all
+   * instances together established it. One Redis round trip and, unless
+   * Kafka does not answer, two admin requests.
+   */
+  refresh(): Promise<number[]>;
+  /**
+   * How long, in ms, results on a partition may have waited unread as of the
+   * last refresh: 0 when it was read to its end, else now minus its
+   * read-through time. For admission control.
+   */
+  backlogMs(partition: number): number;
+}
+
+/**
+ * Tracks how far the orchestrators have read the results topic, in broker
+ * time, so that a deadline is acted on only once the partition where the
+ * gateway's answer would be has been read past it: a timeout then means the
+ * gateway was silent, never that we were slow (docs/decisions/0014).
+ *
+ * Two kinds of evidence, both facts whoever states them:
+ * - applied a result with broker timestamp ts (offsets are applied in order,
+ *   and the results topic stamps LogAppendTime, so every earlier result was
+ *   appended no later than ts): read through ts;
+ * - the group's committed offset (or this instance's own position) reached
+ *   the log end offset that the broker reported to a request sent at t:
+ *   read through t − allowance.
+ * A partition nobody reads gains no evidence, so its deadlines wait.
+ */
+export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadProgress {
+  const { admin, groupId, topic, partitionCount, redis, clock, allowanceMs, logger } = deps;
+  /** Highest broker timestamp applied here, per partition, not yet published. */
+  const appliedThrough = new Map<number, number>();
+  /** The offset after the last one this instance applied, per partition. */
+  const position = new Map<number, bigint>();
+  let readThrough: number[] = Array.from({ length: partitionCount }, () => 0);
+  let caughtUp: boolean[] = Array.from({ length: partitionCount }, () => false);
+  let refreshedAt = 0;
+
+  /** Partitions read to their log end, and the time before the end was asked for; undefined when Kafka did not answer. */
+  const readToEnd = async (): Promise<{ asOf: number; partitions: boolean[] } | undefined> => {
+    const asOf = clock().getTime();
+    try {
+      const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+      const committedOf = new Map((committed?.partitions ?? []).map(({ partition, offset }) => [partition, BigInt(offset)]));
+      const partitions = Array.from({ length: partitionCount }, () => false);
+      for (const { partition, high, low } of ends) {
+        // A group that never committed on a partition reads it from the beginning (fromBeginning), so nothing is read yet.
+        const fromGroup = committedOf.get(partition) ?? -1n;
+        const done = [fromGroup < 0n ? BigInt(low) : fromGroup, position.get(partition) ?? -1n].reduce((a, b) => (a > b ? a : b));
+        if (partition < partitionCount) partitions[partition] = done >= BigInt(high);
+      }
+      return { asOf, partitions };
+    } catch (error) {
+      logger.warn({ err: error, topic }, 'results log ends not known: deadlines wait for results read instead');
+      return undefined;
+    }
+  };
+
+  return {
+    observe({ partition, offset, timestampMs }) {
+      if (timestampMs > (appliedThrough.get(partition) ?? 0)) appliedThrough.set(partition, timestampMs);
+      position.set(partition, BigInt(offset) + 1n);
+    },
+
+    async refresh() {
+      const ends = await readToEnd();
+      const evidence: Array<string | number> = [];
+      for (let partition = 0; partition < partitionCount; partition++) {
+        const byEnd = ends?.partitions[partition] ? ends.asOf - allowanceMs : 0;
+        const score = Math.max(byEnd, appliedThrough.get(partition) ?? 0);
+        if (score > 0) evidence.push(score, String(partition));
+      }
+      const published = new Map(appliedThrough);
+      appliedThrough.clear();
+      const pipeline = redis.pipeline();
+      if (evidence.length > 0) pipeline.zadd(READ_THROUGH_KEY, 'GT', ...evidence);
+      pipeline.zrange(READ_THROUGH_KEY, 0, -1, 'WITHSCORES');
+      const replies = await pipeline.exec().catch((error: unknown) => [[error, null] as const]);
+      const [error, flat] = replies?.at(-1) ?? [];
+      if (error) {
+        // Kept for the next refresh: the evidence is still true.
+        for (const [partition, timestampMs] of published) this.observe({ partition, offset: String((position.get(partition) ?? 1n) - 1n), timestampMs });
+        throw error;
+      }
+      const next = Array.from({ length: partitionCount }, () => 0);
+      const pairs = flat as string[];
+      for (let index = 0; index + 1 < pairs.length; index += 2) {
+        const partition = Number(pairs[index]);
+        if (partition < partitionCount) next[partition] = Number(pairs[index + 1]);
+      }
+      readThrough = next;
+      if (ends) caughtUp = ends.partitions;
+      refreshedAt = clock().getTime();
+      return next;
+    },
+
+    backlogMs(partition) {
+      if (caughtUp[partition]) return 0;
+      const through = readThrough[partition] ?? 0;
+      return through === 0 ? 0 : Math.max(0, refreshedAt - through - allowanceMs);
+    },
+  };
+}
