@@ -1,4 +1,5 @@
 import type { Logger } from './logger';
+import { dropLogsIfStdoutWasSupervisors, onSupervisorGone } from './supervisor';
 
 type Disposer = () => Promise<void> | void;
 
@@ -45,12 +46,23 @@ export class Lifecycle {
 }
 
 /**
- * SIGTERM and SIGINT drain the service; if draining takes longer than the
- * grace period the process exits anyway, non-zero.
+ * SIGTERM and SIGINT drain the service, and so does the loss of the
+ * supervisor that started it (runtime/supervisor.ts: `npm start`, the test
+ * and benchmark helpers), so an orphaned instance never stays in a consumer
+ * group unseen. If draining takes longer than `graceMs` milliseconds the
+ * process exits anyway, non-zero.
  */
 export function exitOnSignals(service: { stop: () => Promise<void> }, logger: Logger, graceMs: number): void {
-  const onSignal = (signal: NodeJS.Signals) => {
-    logger.info({ signal }, 'shutting down');
+  let stopping = false;
+  const shutDown = (reason: NodeJS.Signals | 'supervisor-gone') => {
+    // A signal and the supervisor's loss can both arrive: drain once.
+    if (stopping) return;
+    stopping = true;
+    if (reason === 'supervisor-gone') {
+      logger.warn({ reason }, 'supervisor gone, shutting down');
+      // Its stdout pipe has no reader now: logging into it would hang the exit (see the function).
+      dropLogsIfStdoutWasSupervisors(logger);
+    } else logger.info({ signal: reason }, 'shutting down');
     const force = setTimeout(() => {
       logger.error({ graceMs }, 'shutdown took too long, exiting');
       process.exit(1);
@@ -61,8 +73,11 @@ export function exitOnSignals(service: { stop: () => Promise<void> }, logger: Lo
       process.exit(0);
     });
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', shutDown);
+  process.once('SIGINT', shutDown);
+  if (onSupervisorGone(() => shutDown('supervisor-gone'))) {
+    logger.info({ parentPid: process.ppid }, 'supervised: drains and exits if its supervisor goes away');
+  }
 }
 
 /** Runs a service's start function, logging a start-up failure before exiting. */

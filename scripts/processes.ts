@@ -1,6 +1,8 @@
 // Runs a service's main.ts as a real process: used by the integration tests
 // that SIGKILL or SIGTERM an instance, and by the benchmarks, which read each
 // service's CPU and memory from /proc and may run it under the V8 profiler.
+// A service started here never outlives the process that started it: it
+// drains and exits when that process goes away (runtime/supervisor.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -52,11 +54,15 @@ export async function startServiceProcess(script: string, env: Record<string, st
   const port = await freePort();
   const logFd = logFile === undefined ? undefined : openSync(logFile, 'a');
   // node with tsx's loader, not the tsx wrapper: one process, so a signal reaches the service itself.
+  // The IPC channel is the service's lifeline (runtime/supervisor.ts): if this
+  // process dies, even by SIGKILL, the service drains and exits by itself.
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
-    stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', logFd, logFd],
+    stdio: logFd === undefined ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', logFd, logFd, 'ipc'],
   });
+  // Nothing is sent on the channel: it must not keep this process (a jest worker, a benchmark) alive.
+  child.channel?.unref();
   // The child holds its own copy of the descriptor.
   if (logFd !== undefined) closeSync(logFd);
   let piped = '';

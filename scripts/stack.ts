@@ -6,8 +6,15 @@
 // per rule in config/gateways.json as child processes, and Prometheus (9090)
 // and Alertmanager (9094) when they are installed (`npm run ops-tools`), with
 // the committed grafana/ configuration pointed at these ports. Their JSON log lines go to this terminal's stdout, each
-// prefixed with the service name. Ctrl-C or SIGTERM stops everything this
-// script started; if a service dies, the rest are stopped and it exits 1.
+// prefixed with the service name. Ctrl-C, SIGTERM or SIGHUP stops everything
+// this script started, and so does the loss of its parent (npm): package.json
+// runs it with `exec node`, so npm's relayed SIGTERM reaches it. If a service
+// dies, the rest are stopped and it exits 1. If this script itself is killed
+// outright, the services notice through their IPC channel and drain by
+// themselves (runtime/supervisor.ts), and a reaper process stops Prometheus
+// and Alertmanager. STACK_PORT_OFFSET moves every port, so a test (or a
+// second stack) runs beside the first; STACK_OPS_TOOLS=off skips Prometheus
+// and Alertmanager.
 // docker-compose.yml runs the same services on the same ports
 // (test/compose.unit.test.ts keeps the two in step).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,11 +40,13 @@ import { WEBHOOK_PATH } from '../grafana/alert-receiver/main';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { commonEnv, parseConfig } from '../runtime/config';
 import { errorMessage } from '../runtime/errors';
+import { watchParent } from '../runtime/supervisor';
 import { createStackTopics } from '../topics/create-cli';
 import { startLocalKafka, stopLocalKafka } from './kafka-local';
 
 const ROOT = path.resolve(__dirname, '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+/** tsx's loader, which the services run under (`node --import tsx`). */
+const TSX_LOADER = path.join(ROOT, 'node_modules', 'tsx');
 const LOCAL_KAFKA_PORT = 9092;
 export const ORCHESTRATOR_PORT = 8080;
 export const BACKOFFICE_PORT = 8081;
@@ -46,11 +55,35 @@ export const ALERT_RECEIVER_PORT = 9095;
 const PROMETHEUS_PORT = 9090;
 /** Not compose's 9093: the local Kafka broker's controller listens there. */
 const ALERTMANAGER_PORT = 9094;
-/** Prometheus' data and both tools' configuration, kept between runs (git-ignored). */
-const OPS_DIR = path.join(ROOT, '.stack', 'prometheus');
+/** Prometheus' data and both tools' configuration, kept between runs (git-ignored); one folder per port offset. */
+const opsDir = (portOffset: number) => path.join(ROOT, '.stack', portOffset === 0 ? 'prometheus' : `prometheus-${portOffset}`);
 const READY_TIMEOUT_MS = 90_000;
 /** Longer than the services' own SHUTDOWN_GRACE_MS (15 s), then SIGKILL. */
-const STOP_TIMEOUT_MS = 20_000;
+export const STOP_TIMEOUT_MS = 20_000;
+/** How often this script checks that its parent (npm) is still there, in milliseconds. */
+const PARENT_CHECK_MS = 500;
+
+/** The variables this script reads besides the services' own (which it passes on). */
+const stackEnv = z.object({
+  ...commonEnv,
+  /** Added to every port of the services and tools (not the Kafka broker's), so a second stack or a test runs beside the first. */
+  STACK_PORT_OFFSET: z.coerce.number().int().min(0).max(50_000).default(0),
+  /** `off` skips Prometheus and Alertmanager even when they are installed. */
+  STACK_OPS_TOOLS: z.enum(['on', 'off']).default('on'),
+});
+
+/** The ports the stack listens on, moved by `offset` (STACK_PORT_OFFSET). */
+export function stackPorts(offset = 0) {
+  return {
+    orchestrator: ORCHESTRATOR_PORT + offset,
+    backoffice: BACKOFFICE_PORT + offset,
+    firstGateway: FIRST_GATEWAY_PORT + offset,
+    alertReceiver: ALERT_RECEIVER_PORT + offset,
+    prometheus: PROMETHEUS_PORT + offset,
+    alertmanager: ALERTMANAGER_PORT + offset,
+  };
+}
+type StackPorts = ReturnType<typeof stackPorts>;
 const LAST_LINES = 40;
 
 /** One service of the stack: the same names, scripts, ports and variables as in docker-compose.yml. */
@@ -76,13 +109,13 @@ export const SANDBOX_PROFILES: ReadonlyArray<Record<string, string>> = [
   { SANDBOX_LATENCY_MS: '150', SANDBOX_MODE: 'decline', SANDBOX_RATE: '0.05' },
 ];
 
-export function serviceSpecs(gatewayIds: readonly string[]): ServiceSpec[] {
+export function serviceSpecs(gatewayIds: readonly string[], ports: StackPorts = stackPorts()): ServiceSpec[] {
   return [
-    { name: 'orchestrator', script: 'orchestrator/main.ts', port: ORCHESTRATOR_PORT, env: { PORT: String(ORCHESTRATOR_PORT) } },
-    { name: 'backoffice', script: 'backoffice/main.ts', port: BACKOFFICE_PORT, env: { PORT: String(BACKOFFICE_PORT) } },
-    { name: 'alert-receiver', script: 'grafana/alert-receiver/main.ts', port: ALERT_RECEIVER_PORT, env: { PORT: String(ALERT_RECEIVER_PORT) } },
+    { name: 'orchestrator', script: 'orchestrator/main.ts', port: ports.orchestrator, env: { PORT: String(ports.orchestrator) } },
+    { name: 'backoffice', script: 'backoffice/main.ts', port: ports.backoffice, env: { PORT: String(ports.backoffice) } },
+    { name: 'alert-receiver', script: 'grafana/alert-receiver/main.ts', port: ports.alertReceiver, env: { PORT: String(ports.alertReceiver) } },
     ...gatewayIds.map((id, index) => {
-      const port = FIRST_GATEWAY_PORT + index;
+      const port = ports.firstGateway + index;
       const profile = SANDBOX_PROFILES[index % SANDBOX_PROFILES.length];
       return { name: `gateway-${id}`, script: 'gateways/main.ts', port, env: { GATEWAY_ID: id, PORT: String(port), ...profile } };
     }),
@@ -102,6 +135,8 @@ interface Started {
   ownsBroker: boolean;
   /** Prometheus and Alertmanager, when installed. */
   tools: RunningTool[];
+  /** Stops the tools if this script is killed outright; undefined when no tool runs. */
+  reaper?: ChildProcess;
 }
 
 const say = (message: string) => console.log(`${'stack'.padEnd(14)}| ${message}`);
@@ -112,7 +147,7 @@ async function main(): Promise<number> {
   let stopAskedAt = 0;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
-      // npm and tsx relay a terminal's Ctrl-C, so one keypress can arrive twice.
+      // A terminal's Ctrl-C reaches npm and this script, and npm relays it: one keypress can arrive twice.
       if (abort.signal.aborted) {
         if (Date.now() - stopAskedAt > 1_000) say(`${signal}: already stopping`);
         return;
@@ -122,11 +157,17 @@ async function main(): Promise<number> {
       abort.abort(signal);
     });
   }
+  // If npm is killed outright (SIGKILL, out of memory), nothing relays a signal: notice it here.
+  const parent = watchParent((formerParentPid) => {
+    if (abort.signal.aborted) return;
+    say(`parent process ${formerParentPid} is gone: stopping the stack`);
+    abort.abort('parent-gone');
+  }, PARENT_CHECK_MS);
   const started: Started = { services: [], ownsBroker: false, tools: [] };
   let exitCode = 0;
   try {
-    const notes = await start(started, abort.signal);
-    printBanner(started.services, notes, Date.now() - began);
+    const { notes, ports } = await start(started, abort.signal);
+    printBanner(started.services, ports, notes, Date.now() - began);
     const crashed = await untilStopOrCrash(started.services, abort.signal);
     if (crashed) {
       printLastLines(crashed, await crashed.closed);
@@ -139,16 +180,19 @@ async function main(): Promise<number> {
     }
   }
   await stopAll(started);
+  parent?.stop();
   return exitCode;
 }
 
-/** Starts everything in order; resolves with notes on Kafka and Redis for the banner. */
-async function start(started: Started, signal: AbortSignal): Promise<string[]> {
-  if (!existsSync(TSX)) throw new Error(`${TSX} is missing: run npm ci first`);
-  const config = parseConfig(z.object(commonEnv), process.env);
+/** Starts everything in order; resolves with notes on Kafka and Redis for the banner, and the ports. */
+async function start(started: Started, signal: AbortSignal): Promise<{ notes: string[]; ports: StackPorts }> {
+  if (!existsSync(TSX_LOADER)) throw new Error(`${TSX_LOADER} is missing: run npm ci first`);
+  const config = parseConfig(stackEnv, process.env);
+  const ports = stackPorts(config.STACK_PORT_OFFSET);
+  if (config.STACK_PORT_OFFSET !== 0) say(`STACK_PORT_OFFSET=${config.STACK_PORT_OFFSET}: the orchestrator listens on ${ports.orchestrator}`);
   const rulesFile = path.resolve(ROOT, process.env.GATEWAY_RULES_FILE ?? 'config/gateways.json');
   const gatewayIds = readRulesFile(rulesFile).map((rule) => rule.gatewayId);
-  const specs = serviceSpecs(gatewayIds);
+  const specs = serviceSpecs(gatewayIds, ports);
 
   for (const { name, port } of specs) {
     if (!(await portFree(port))) throw new Error(`port ${port} (${name}) is in use: is another stack running?`);
@@ -186,8 +230,13 @@ async function start(started: Started, signal: AbortSignal): Promise<string[]> {
     ),
   );
   // Monitoring is a convenience here: if it cannot start, the stack runs without it.
-  const opsNotes = await startOpsTools(started, gatewayIds).catch((error: unknown) => [`Prometheus/Alertmanager did not start: ${errorMessage(error)}`]);
-  return [kafkaNote, `Redis ${config.REDIS_URL}`, ...opsNotes];
+  const opsNotes =
+    config.STACK_OPS_TOOLS === 'off'
+      ? ['Prometheus/Alertmanager not started (STACK_OPS_TOOLS=off)']
+      : await startOpsTools(started, gatewayIds, ports, opsDir(config.STACK_PORT_OFFSET)).catch((error: unknown) => [
+          `Prometheus/Alertmanager did not start: ${errorMessage(error)}`,
+        ]);
+  return { notes: [kafkaNote, `Redis ${config.REDIS_URL}`, ...opsNotes], ports };
 }
 
 /**
@@ -195,29 +244,90 @@ async function start(started: Started, signal: AbortSignal): Promise<string[]> {
  * Alertmanager sending to the alert receiver: each when its Debian package
  * is installed and its port is free. Resolves with notes for the banner.
  */
-async function startOpsTools(started: Started, gatewayIds: readonly string[]): Promise<string[]> {
+async function startOpsTools(started: Started, gatewayIds: readonly string[], ports: StackPorts, dir: string): Promise<string[]> {
   if (!isInstalled(PROMETHEUS_BIN)) return ['Prometheus not installed: `npm run ops-tools` installs it and Alertmanager (Debian packages)'];
-  mkdirSync(OPS_DIR, { recursive: true });
+  mkdirSync(dir, { recursive: true });
   const notes: string[] = [];
   const alertmanagers: string[] = [];
   if (!isInstalled(ALERTMANAGER_BIN)) notes.push('Alertmanager not installed (`npm run ops-tools`): alerts show in Prometheus only');
-  else if (!(await portFree(ALERTMANAGER_PORT))) notes.push(`port ${ALERTMANAGER_PORT} is in use: Alertmanager not started`);
+  else if (!(await portFree(ports.alertmanager))) notes.push(`port ${ports.alertmanager} is in use: Alertmanager not started`);
   else {
-    const webhook = `http://127.0.0.1:${ALERT_RECEIVER_PORT}${WEBHOOK_PATH}`;
-    started.tools.push(await startAlertmanager({ config: localAlertmanagerConfig(webhook), dir: OPS_DIR, port: ALERTMANAGER_PORT }));
-    alertmanagers.push(`127.0.0.1:${ALERTMANAGER_PORT}`);
-    notes.push(`Alertmanager http://localhost:${ALERTMANAGER_PORT}, sending to the alert receiver`);
+    const webhook = `http://127.0.0.1:${ports.alertReceiver}${WEBHOOK_PATH}`;
+    started.tools.push(await startAlertmanager({ config: localAlertmanagerConfig(webhook), dir, port: ports.alertmanager }));
+    reapOnExit(started);
+    alertmanagers.push(`127.0.0.1:${ports.alertmanager}`);
+    notes.push(`Alertmanager http://localhost:${ports.alertmanager}, sending to the alert receiver`);
   }
-  if (!(await portFree(PROMETHEUS_PORT))) return [...notes, `port ${PROMETHEUS_PORT} is in use: Prometheus not started`];
+  if (!(await portFree(ports.prometheus))) return [...notes, `port ${ports.prometheus} is in use: Prometheus not started`];
   const at = (port: number, labels: Record<string, string>): Target => ({ address: `127.0.0.1:${port}`, labels });
   const targets = {
-    orchestrator: [at(ORCHESTRATOR_PORT, { service: 'orchestrator' })],
-    backoffice: [at(BACKOFFICE_PORT, { service: 'backoffice' })],
-    gateway: gatewayIds.map((id, index) => at(FIRST_GATEWAY_PORT + index, { service: `gateway-${id}`, gateway: id })),
-    'alert-receiver': [at(ALERT_RECEIVER_PORT, { service: 'alert-receiver' })],
+    orchestrator: [at(ports.orchestrator, { service: 'orchestrator' })],
+    backoffice: [at(ports.backoffice, { service: 'backoffice' })],
+    gateway: gatewayIds.map((id, index) => at(ports.firstGateway + index, { service: `gateway-${id}`, gateway: id })),
+    'alert-receiver': [at(ports.alertReceiver, { service: 'alert-receiver' })],
   };
-  started.tools.push(await startPrometheus({ config: localPrometheusConfig({ targets, alertmanagers }), dir: OPS_DIR, port: PROMETHEUS_PORT }));
-  return [`Prometheus http://localhost:${PROMETHEUS_PORT} (alerts: /alerts; data in .stack/prometheus)`, ...notes];
+  started.tools.push(await startPrometheus({ config: localPrometheusConfig({ targets, alertmanagers }), dir, port: ports.prometheus }));
+  reapOnExit(started);
+  return [`Prometheus http://localhost:${ports.prometheus} (alerts: /alerts; data in ${path.relative(ROOT, dir)})`, ...notes];
+}
+
+/**
+ * Prometheus and Alertmanager are not Node processes, so they cannot watch
+ * an IPC channel as the services do. A small reaper process (this script
+ * with --reap) holds one to this script and the tools' pids: if this script
+ * dies without stopping them, the reaper does. Called after each tool starts,
+ * with every tool's pid so far.
+ */
+function reapOnExit(started: Started): void {
+  const pids = started.tools.flatMap((tool) => (tool.child.pid === undefined ? [] : [tool.child.pid]));
+  started.reaper ??= spawn(process.execPath, ['--import', 'tsx', __filename, REAP_FLAG], {
+    cwd: ROOT,
+    // Own process group: a terminal's Ctrl-C must not stop it before this script has stopped the tools.
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  started.reaper.send({ pids });
+  // The channel is the reaper's lifeline only: it must not keep this script alive.
+  started.reaper.channel?.unref();
+  started.reaper.unref();
+}
+
+const REAP_FLAG = '--reap';
+const reapMessage = z.object({ pids: z.array(z.number().int().positive()) });
+
+/**
+ * The reaper (`--reap`): remembers the pids this script sends, and when the
+ * channel to this script closes, SIGTERMs each pid still running, then
+ * SIGKILLs what is left after STOP_TIMEOUT_MS. A normal stop disconnects it
+ * after the tools have stopped, so it finds nothing left to kill.
+ */
+function reap(): void {
+  let pids: number[] = [];
+  process.on('message', (message: unknown) => {
+    const parsed = reapMessage.safeParse(message);
+    if (parsed.success) pids = parsed.data.pids;
+  });
+  process.once('disconnect', () => {
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const left = pids.filter(alive);
+    if (left.length === 0) return;
+    say(`supervisor gone: stopping Prometheus/Alertmanager (pids ${left.join(', ')})`);
+    for (const pid of left) process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    const check = setInterval(() => {
+      const still = left.filter(alive);
+      if (still.length > 0 && Date.now() < deadline) return;
+      for (const pid of still) process.kill(pid, 'SIGKILL');
+      clearInterval(check);
+    }, 200);
+  });
 }
 
 async function startBroker(reused: boolean): Promise<string> {
@@ -279,8 +389,18 @@ async function createTopics(brokers: string, rulesFile: string): Promise<{ creat
 
 function spawnService(spec: ServiceSpec, env: NodeJS.ProcessEnv, width: number): Service {
   // Own process group: a terminal's Ctrl-C reaches only this script, which then
-  // stops the services in order (one SIGTERM each, relayed by tsx to node).
-  const child = spawn(TSX, [spec.script], { cwd: ROOT, env: { ...env, ...spec.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // stops the services in order. node with tsx's loader, not the tsx wrapper:
+  // one process, so the SIGTERM and the IPC channel reach the service itself.
+  // The channel is its lifeline: if this script dies without stopping it, the
+  // service drains and exits by itself (runtime/supervisor.ts).
+  const child = spawn(process.execPath, ['--import', 'tsx', spec.script], {
+    cwd: ROOT,
+    env: { ...env, ...spec.env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    detached: true,
+  });
+  // Nothing is sent on the channel; it must not hold this script open.
+  child.channel?.unref();
   const lastLines: string[] = [];
   const prefix = `${spec.name.padEnd(width)}| `;
   const pipe = (stream: NodeJS.ReadableStream | null, out: NodeJS.WriteStream) =>
@@ -334,8 +454,10 @@ function printLastLines(service: Service, how: string): void {
   for (const line of service.lastLines) console.error(`  ${line}`);
 }
 
-async function stopAll({ services, ownsBroker, tools }: Started): Promise<void> {
+async function stopAll({ services, ownsBroker, tools, reaper }: Started): Promise<void> {
   for (const tool of tools) await tool.stop();
+  // The tools are stopped: the reaper has nothing left to do.
+  if (reaper?.connected) reaper.disconnect();
   const running = services.filter(isRunning);
   if (running.length > 0) say(`stopping ${running.map((service) => service.name).join(', ')}`);
   for (const service of running) service.child.kill('SIGTERM');
@@ -356,16 +478,16 @@ async function stopAll({ services, ownsBroker, tools }: Started): Promise<void> 
   }
 }
 
-function printBanner(services: Service[], notes: string[], elapsedMs: number): void {
+function printBanner(services: Service[], ports: StackPorts, notes: string[], elapsedMs: number): void {
   const gateways = services.filter((service) => service.name.startsWith('gateway-'));
-  const api = `localhost:${ORCHESTRATOR_PORT}/v1/payments`;
+  const api = `localhost:${ports.orchestrator}/v1/payments`;
   const body = '{"type":"deposit","accountId":"acc-42","amount":"10000","currency":"EUR","region":"EU"}';
   const lines = [
     '',
     `Stack ready in ${(elapsedMs / 1000).toFixed(1)} s. Logs: the prefixed JSON lines on this terminal.`,
     `  orchestrator     http://${api}   (and /docs, /readyz, /metrics)`,
-    `  backoffice       http://localhost:${BACKOFFICE_PORT}/v1/gateways   (rules API)`,
-    `  alert-receiver   http://localhost:${ALERT_RECEIVER_PORT}${WEBHOOK_PATH}   (Alertmanager's webhook; set FORWARD_WEBHOOK_URL to forward)`,
+    `  backoffice       http://localhost:${ports.backoffice}/v1/gateways   (rules API)`,
+    `  alert-receiver   http://localhost:${ports.alertReceiver}${WEBHOOK_PATH}   (Alertmanager's webhook; set FORWARD_WEBHOOK_URL to forward)`,
     ...gateways.map((gateway) => `  ${gateway.name.padEnd(16)} http://localhost:${gateway.port}/sandbox   (chaos controls: GET/PUT)`),
     ...notes.map((note) => `  ${note}`),
     '',
@@ -382,7 +504,9 @@ function printBanner(services: Service[], notes: string[], elapsedMs: number): v
   console.log(lines.join('\n'));
 }
 
-if (require.main === module) {
+if (require.main === module && process.argv.includes(REAP_FLAG)) {
+  reap();
+} else if (require.main === module) {
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {

@@ -1,0 +1,197 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import readline from 'node:readline';
+import { readRulesFile } from '../orchestrator/routing/rules';
+import { serviceSpecs, stackPorts, STOP_TIMEOUT_MS } from '../scripts/stack';
+import { isolatedNamespace } from './support/env';
+import { pollUntil } from './support/poll';
+
+// `npm start` as a process manager, a CI runner or `timeout` runs it: a
+// signal to npm's own pid, not to the terminal's process group, and the
+// supervisor killed outright. Real processes on the test broker and Redis,
+// on ports moved by STACK_PORT_OFFSET, in a namespace of their own.
+const ROOT = path.resolve(__dirname, '..');
+const gatewayIds = readRulesFile(path.join(ROOT, 'config/gateways.json')).map((rule) => rule.gatewayId);
+/** Six services on a loaded 2-core machine, each starting node with tsx. */
+const READY_TIMEOUT_MS = 120_000;
+/** "Within a second or two" to notice, plus the drain (Kafka consumers leave their group). */
+const ORPHAN_EXIT_MS = 10_000;
+
+interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  /** Single-letter state from /proc/<pid>/stat; Z is a zombie, as good as gone. */
+  state: string;
+}
+
+function processTable(): ProcessEntry[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .flatMap((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        // The command name (field 2) may hold spaces; it ends at the last ')'.
+        const [state = '', ppid = '0'] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return [{ pid: Number(name), ppid: Number(ppid), state }];
+      } catch {
+        return []; // exited while the table was read
+      }
+    });
+}
+
+/** Every process below `pid` (children, grandchildren, …), alive now. */
+function descendants(pid: number): number[] {
+  const table = processTable().filter((entry) => entry.state !== 'Z');
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift();
+    for (const entry of table) {
+      if (entry.ppid === parent) {
+        found.push(entry.pid);
+        queue.push(entry.pid);
+      }
+    }
+  }
+  return found;
+}
+
+const commandLine = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+};
+
+const alive = (pids: number[]) => {
+  const running = new Set(processTable().filter((entry) => entry.state !== 'Z').map((entry) => entry.pid));
+  return pids.filter((pid) => running.has(pid));
+};
+
+/** True when a service could listen on port (the services bind 0.0.0.0). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port offset below the ephemeral range where every port of the stack is free. */
+async function freeOffset(): Promise<number> {
+  for (;;) {
+    const offset = 10_000 + Math.floor(Math.random() * 10_000);
+    const ports = serviceSpecs(gatewayIds, stackPorts(offset)).map((spec) => spec.port);
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return offset;
+  }
+}
+
+interface NpmStack {
+  npm: ChildProcess;
+  ports: number[];
+  /** Resolves with npm's exit code (or signal) once it has exited. */
+  exited: Promise<number | NodeJS.Signals>;
+  output: () => string;
+}
+
+/** Runs `npm start` as a user would, in a namespace of its own; resolves once it prints its banner. */
+async function startNpmStack(): Promise<NpmStack> {
+  const ns = isolatedNamespace();
+  const offset = await freeOffset();
+  const npm = spawn('npm', ['start'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      KAFKA_BROKERS: ns.brokers,
+      REDIS_URL: ns.redisUrl,
+      TOPIC_PREFIX: ns.topicPrefix,
+      REDIS_KEY_PREFIX: ns.redisKeyPrefix,
+      STACK_PORT_OFFSET: String(offset),
+      // Prometheus would be the one thing here not on a moved port's own data folder; it is not what is tested.
+      STACK_OPS_TOOLS: 'off',
+      LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => npm.once('exit', (code, signal) => resolve(signal ?? code ?? -1)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const lines = (stream: NodeJS.ReadableStream | null) =>
+      stream &&
+      readline.createInterface({ input: stream }).on('line', (line) => {
+        output = `${output}${line}\n`.slice(-20_000);
+        if (line.includes('Stack ready')) resolve();
+      });
+    lines(npm.stdout);
+    lines(npm.stderr);
+    void exited.then((how) => reject(new Error(`npm start exited (${how}) before the stack was ready:\n${output}`)));
+    setTimeout(() => reject(new Error(`npm start not ready after ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS).unref();
+  });
+  const ports = serviceSpecs(gatewayIds, stackPorts(offset)).map((spec) => spec.port);
+  const stack = { npm, ports, exited, output: () => output };
+  started.push(stack);
+  await ready;
+  return stack;
+}
+
+/** Whatever a failed test leaves running is killed, so it cannot hold ports or a consumer group for the next. */
+const started: NpmStack[] = [];
+let watched: number[] = [];
+afterEach(() => {
+  for (const pid of alive(watched)) process.kill(pid, 'SIGKILL');
+  for (const stack of started.splice(0)) if (stack.npm.exitCode === null && stack.npm.signalCode === null) stack.npm.kill('SIGKILL');
+  watched = [];
+});
+
+describe('npm start under a process manager', () => {
+  test(
+    'When npm start gets SIGTERM on its own pid, then every service stops and every port is free within the stop timeout, and npm exits 0',
+    async () => {
+      const stack = await startNpmStack();
+      const pid = stack.npm.pid ?? 0;
+      watched = descendants(pid);
+      // The supervisor, and one node process per service right below it (each with tsx's esbuild helper).
+      expect(watched.filter((child) => / --import tsx \S+main\.ts/.test(commandLine(child))).length).toBe(stack.ports.length);
+      const began = Date.now();
+      process.kill(pid, 'SIGTERM');
+      // npm waits for the supervisor, which waits for its services.
+      expect(await stack.exited).toBe(0);
+      expect(Date.now() - began).toBeLessThan(STOP_TIMEOUT_MS);
+      expect(stack.output()).toContain('SIGTERM: stopping the stack');
+      expect(alive(watched).map(commandLine)).toEqual([]);
+      const busy = (await Promise.all(stack.ports.map(async (port) => ((await portFree(port)) ? [] : [port])))).flat();
+      expect(busy).toEqual([]);
+    },
+    READY_TIMEOUT_MS + STOP_TIMEOUT_MS + 10_000,
+  );
+
+  test(
+    'When the supervisor is SIGKILLed, then every service notices, drains and exits by itself within seconds, freeing its port',
+    async () => {
+      const stack = await startNpmStack();
+      const [supervisor, ...others] = descendants(stack.npm.pid ?? 0).filter((pid) => commandLine(pid).includes('scripts/stack.ts'));
+      expect(others).toEqual([]);
+      if (supervisor === undefined) throw new Error(`no scripts/stack.ts below npm:\n${stack.output()}`);
+      const services = descendants(supervisor);
+      watched = services;
+      expect(services.filter((child) => / --import tsx \S+main\.ts/.test(commandLine(child))).length).toBe(stack.ports.length);
+      const began = Date.now();
+      process.kill(supervisor, 'SIGKILL');
+      await pollUntil(
+        async () => alive(services),
+        (left) => left.length === 0,
+        ORPHAN_EXIT_MS,
+        (left) => `still running ${ORPHAN_EXIT_MS} ms after the supervisor was killed:\n${left.map(commandLine).join('\n')}`,
+        100,
+      );
+      const elapsedMs = Date.now() - began;
+      const busy = (await Promise.all(stack.ports.map(async (port) => ((await portFree(port)) ? [] : [port])))).flat();
+      expect(busy).toEqual([]);
+      expect(elapsedMs).toBeLessThan(ORPHAN_EXIT_MS);
+    },
+    READY_TIMEOUT_MS + ORPHAN_EXIT_MS + 10_000,
+  );
+});
