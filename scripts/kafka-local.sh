@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Runs a real single-node Apache Kafka broker (KRaft, combined broker+controller)
-# on 127.0.0.1 without Docker: Maven fetches the broker jars once into a cache
-# outside the repository, and `java` runs kafka.Kafka from them.
+# Runs a real Apache Kafka (KRaft) on 127.0.0.1 without Docker: Maven fetches the
+# broker jars once into a cache outside the repository, and `java` runs
+# kafka.Kafka from them. One node by default; with --brokers N (N >= 2) a
+# cluster of N nodes, each a combined broker and controller, so the N nodes are
+# also the controller quorum (a majority must be up for the cluster to work).
 #
-# Usage: scripts/kafka-local.sh fetch|start|stop|status
+# Usage: scripts/kafka-local.sh fetch|start|stop|status [--brokers N]
+#        npm run kafka -- start --brokers 3
 #
 # Environment (all optional):
-#   KAFKA_PORT             broker port (PLAINTEXT)                 default 9092
-#   KAFKA_CONTROLLER_PORT  KRaft controller port                   default KAFKA_PORT+1
+#   KAFKA_BROKER_COUNT     nodes, as --brokers                     default 1
+#   KAFKA_PORT             first broker port (PLAINTEXT)           default 9092
+#   KAFKA_PORTS            every broker port, comma-separated      default KAFKA_PORT, KAFKA_PORT+1, ...
+#   KAFKA_CONTROLLER_PORT  first KRaft controller port             default KAFKA_PORT+1 (one node), KAFKA_PORT+10000 (cluster)
+#   KAFKA_CONTROLLER_PORTS every controller port, comma-separated  default KAFKA_CONTROLLER_PORT, +1, ...
 #   KAFKA_CACHE_DIR        jar cache                               default ~/.cache/pgo-kafka/<version>
-#   KAFKA_DATA_DIR         data, configs and pid file              default <cache>/data-<port>
-#   KAFKA_LOG_FILE         broker log                              default <datadir>/broker.log
-#   KAFKA_START_TIMEOUT    seconds to wait for the broker          default 90
-#   KAFKA_HEAP_OPTS        JVM heap flags                          default -Xms256m -Xmx512m
+#   KAFKA_DATA_DIR         data, configs and pid file(s)           default <cache>/data-<port> (one node), <cache>/cluster-<port> (cluster)
+#   KAFKA_LOG_FILE         broker log (one node only)              default <datadir>/broker.log; node-<id>/broker.log in a cluster
+#   KAFKA_START_TIMEOUT    seconds to wait for the broker(s)       default 90
+#   KAFKA_HEAP_OPTS        JVM heap flags, per node                default -Xms256m -Xmx512m (one node), -Xms192m -Xmx384m (cluster)
 #   KAFKA_LOG_LEVEL        root log4j level                        default WARN
 #   JAVA_HOME              java to use (else `java` on PATH)
 set -euo pipefail
@@ -24,16 +30,57 @@ POM="$SCRIPT_DIR/kafka/pom.xml"
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n 1)"
 [[ -n "$KAFKA_VERSION" ]] || { echo "kafka-local: no <kafka.version> in $POM" >&2; exit 1; }
 
+COMMAND="${1:-}"
+shift || true
+BROKER_COUNT="${KAFKA_BROKER_COUNT:-1}"
+while (($# > 0)); do
+  case "$1" in
+    --brokers) BROKER_COUNT="${2:-}"; shift; shift || true ;;
+    --brokers=*) BROKER_COUNT="${1#--brokers=}"; shift ;;
+    *) echo "kafka-local: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[[ "$BROKER_COUNT" =~ ^[1-9][0-9]*$ ]] || { echo "kafka-local: --brokers needs a positive number, got '$BROKER_COUNT'" >&2; exit 2; }
+
 PORT="${KAFKA_PORT:-9092}"
-CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
+if ((BROKER_COUNT == 1)); then CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"; else CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 10000))}"; fi
 CACHE_DIR="${KAFKA_CACHE_DIR:-${HOME}/.cache/pgo-kafka/${KAFKA_VERSION}}"
 LIBS_DIR="$CACHE_DIR/libs"
 FETCH_MARKER="$CACHE_DIR/.fetch-complete"
-DATA_DIR="${KAFKA_DATA_DIR:-$CACHE_DIR/data-$PORT}"
-LOG_FILE="${KAFKA_LOG_FILE:-$DATA_DIR/broker.log}"
-PID_FILE="$DATA_DIR/broker.pid"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
-BOOTSTRAP="127.0.0.1:$PORT"
+
+# Per node (index 0..N-1, node.id = index + 1): broker port, controller port,
+# directory, log and pid file. One node keeps the layout it always had
+# (data-<port>/broker.pid), so a broker started by an older script is still found.
+IFS=',' read -r -a PORTS <<<"${KAFKA_PORTS:-}"
+IFS=',' read -r -a CONTROLLER_PORTS <<<"${KAFKA_CONTROLLER_PORTS:-}"
+NODE_DIRS=(); NODE_LOGS=(); NODE_PIDS=(); LAUNCHERS=()
+if ((BROKER_COUNT == 1)); then
+  DATA_DIR="${KAFKA_DATA_DIR:-$CACHE_DIR/data-$PORT}"
+else
+  DATA_DIR="${KAFKA_DATA_DIR:-$CACHE_DIR/cluster-$PORT}"
+fi
+BOOTSTRAP=""
+VOTERS=""
+for ((i = 0; i < BROKER_COUNT; i++)); do
+  [[ -n "${PORTS[i]:-}" ]] || PORTS[i]=$((PORT + i))
+  [[ -n "${CONTROLLER_PORTS[i]:-}" ]] || CONTROLLER_PORTS[i]=$((CONTROLLER_PORT + i))
+  if ((BROKER_COUNT == 1)); then
+    NODE_DIRS[i]="$DATA_DIR"
+    NODE_LOGS[i]="${KAFKA_LOG_FILE:-$DATA_DIR/broker.log}"
+  else
+    NODE_DIRS[i]="$DATA_DIR/node-$((i + 1))"
+    NODE_LOGS[i]="${NODE_DIRS[i]}/broker.log"
+  fi
+  NODE_PIDS[i]="${NODE_DIRS[i]}/broker.pid"
+  BOOTSTRAP="$BOOTSTRAP${BOOTSTRAP:+,}127.0.0.1:${PORTS[i]}"
+  VOTERS="$VOTERS${VOTERS:+,}$((i + 1))@127.0.0.1:${CONTROLLER_PORTS[i]}"
+done
+# The most durable settings the nodes allow: the product's three copies with two
+# in sync on three or more nodes (docs/cluster.md), fewer on fewer nodes.
+REPLICAS=$((BROKER_COUNT < 3 ? BROKER_COUNT : 3))
+MIN_ISR=$((BROKER_COUNT < 3 ? 1 : 2))
+if ((BROKER_COUNT == 1)); then DEFAULT_HEAP="-Xms256m -Xmx512m"; else DEFAULT_HEAP="-Xms192m -Xmx384m"; fi
 
 if [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA="java"; fi
 
@@ -77,11 +124,11 @@ alive() {
   [[ "$state" != "Z" ]]
 }
 
-# The pid file's process is alive and is our broker (not a reused pid).
+# The pid file of node index $1 names a live process that is our broker (not a reused pid).
 broker_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  local file="${NODE_PIDS[$1]}" pid
+  [[ -f "$file" ]] || return 1
+  pid="$(cat "$file" 2>/dev/null || true)"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   alive "$pid" || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
@@ -90,73 +137,106 @@ broker_pid() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# A real Kafka round trip: the cluster lists an (unfenced) broker and answers a
-# topic listing. Uses kafkajs from the repo's node_modules; without node/kafkajs
-# it falls back to the broker's own "started" log line.
+# A real Kafka round trip: the cluster lists every (unfenced) broker and answers
+# a topic listing. Uses kafkajs from the repo's node_modules; without node/kafkajs
+# it falls back to each broker's own "started" log line.
 PROBE_JS='
 const { createRequire } = require("module");
 const { Kafka, logLevel } = createRequire(process.env.PROBE_ROOT + "/package.json")("kafkajs");
 setTimeout(() => process.exit(1), 5000);
-const admin = new Kafka({ clientId: "kafka-local-probe", brokers: [process.env.PROBE_BOOTSTRAP],
+const admin = new Kafka({ clientId: "kafka-local-probe", brokers: process.env.PROBE_BOOTSTRAP.split(","),
   logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000, requestTimeout: 3000 }).admin();
 (async () => {
   await admin.connect();
   const cluster = await admin.describeCluster();
-  if (cluster.brokers.length === 0) throw new Error("no broker yet");
+  if (cluster.brokers.length < Number(process.env.PROBE_EXPECT)) throw new Error("not every broker yet");
   await admin.listTopics();
   await admin.disconnect();
 })().then(() => process.exit(0), () => process.exit(1));
 '
 have_node_probe() { command -v node >/dev/null && [[ -d "$REPO_ROOT/node_modules/kafkajs" ]]; }
 
-broker_ready() {
-  port_open "$PORT" || return 1
+cluster_ready() {
+  local i
+  for ((i = 0; i < BROKER_COUNT; i++)); do port_open "${PORTS[i]}" || return 1; done
   if have_node_probe; then
-    PROBE_ROOT="$REPO_ROOT" PROBE_BOOTSTRAP="$BOOTSTRAP" node -e "$PROBE_JS" >/dev/null 2>&1
+    PROBE_ROOT="$REPO_ROOT" PROBE_BOOTSTRAP="$BOOTSTRAP" PROBE_EXPECT="$BROKER_COUNT" node -e "$PROBE_JS" >/dev/null 2>&1
   else
-    grep -q 'Kafka Server started' "$LOG_FILE" 2>/dev/null
+    for ((i = 0; i < BROKER_COUNT; i++)); do grep -q 'Kafka Server started' "${NODE_LOGS[i]}" 2>/dev/null || return 1; done
   fi
 }
 
+pids_text() {
+  local i out=""
+  for ((i = 0; i < BROKER_COUNT; i++)); do out="$out${out:+, }pid $(cat "${NODE_PIDS[i]}" 2>/dev/null || echo '?')"; done
+  echo "$out"
+}
+
 print_facts() {
-  log "bootstrap  $BOOTSTRAP  (controller 127.0.0.1:$CONTROLLER_PORT)"
-  log "log file   $LOG_FILE"
+  local i
+  if ((BROKER_COUNT == 1)); then
+    log "bootstrap  $BOOTSTRAP  (controller 127.0.0.1:${CONTROLLER_PORTS[0]})"
+    log "log file   ${NODE_LOGS[0]}"
+  else
+    log "cluster of $BROKER_COUNT brokers, each also a KRaft controller; default replication factor $REPLICAS, min.insync.replicas $MIN_ISR"
+    for ((i = 0; i < BROKER_COUNT; i++)); do
+      log "node $((i + 1))     127.0.0.1:${PORTS[i]}  (controller 127.0.0.1:${CONTROLLER_PORTS[i]})  log ${NODE_LOGS[i]}"
+    done
+  fi
   log "data dir   $DATA_DIR"
+  # The lines to copy into the services' environment (npm start reads them too).
+  echo "KAFKA_BROKERS=$BOOTSTRAP"
+  if ((BROKER_COUNT > 1)); then
+    echo "KAFKA_REPLICATION_FACTOR=$REPLICAS"
+    echo "KAFKA_MIN_INSYNC_REPLICAS=$MIN_ISR"
+  fi
 }
 
 write_configs() {
-  mkdir -p "$DATA_DIR" "$(dirname "$LOG_FILE")"
-  cat >"$DATA_DIR/server.properties" <<EOF
+  local i=$1
+  local dir="${NODE_DIRS[i]}" log_file="${NODE_LOGS[i]}"
+  mkdir -p "$dir" "$(dirname "$log_file")"
+  cat >"$dir/server.properties" <<EOF
 # Generated by scripts/kafka-local.sh on every start; edits are overwritten.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+node.id=$((i + 1))
+controller.quorum.voters=$VOTERS
+listeners=PLAINTEXT://127.0.0.1:${PORTS[i]},CONTROLLER://127.0.0.1:${CONTROLLER_PORTS[i]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${PORTS[i]}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=$DATA_DIR/kraft-logs
+log.dirs=$dir/kraft-logs
 num.network.threads=2
-num.io.threads=4
+num.io.threads=$((BROKER_COUNT == 1 ? 4 : 2))
 num.partitions=1
-default.replication.factor=1
-min.insync.replicas=1
+default.replication.factor=$REPLICAS
+min.insync.replicas=$MIN_ISR
+unclean.leader.election.enable=false
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 offsets.topic.num.partitions=1
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$REPLICAS
 transaction.state.log.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$REPLICAS
+transaction.state.log.min.isr=$MIN_ISR
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 EOF
-  cat >"$DATA_DIR/log4j.properties" <<EOF
+  if ((BROKER_COUNT > 1)); then
+    # A killed broker is fenced, and its partitions get new leaders, once its
+    # session times out: 3 s here instead of Kafka's 9 s, so a local failover
+    # takes seconds. docs/cluster.md says what to use on real machines.
+    cat >>"$dir/server.properties" <<EOF
+broker.heartbeat.interval.ms=500
+broker.session.timeout.ms=3000
+EOF
+  fi
+  cat >"$dir/log4j.properties" <<EOF
 # Generated by scripts/kafka-local.sh on every start.
 log4j.rootLogger=${KAFKA_LOG_LEVEL:-WARN}, file
 log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=$LOG_FILE
+log4j.appender.file.File=$log_file
 log4j.appender.file.Append=true
 log4j.appender.file.layout=org.apache.log4j.PatternLayout
 log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
@@ -168,117 +248,162 @@ log4j.logger.kafka.server.SharedServer=INFO
 EOF
 }
 
-format_storage() {
-  [[ -f "$DATA_DIR/kraft-logs/meta.properties" ]] && return 0
-  local cluster_id
+random_cluster_id() {
+  local id=""
   # Same shape as `kafka-storage.sh random-uuid`: 16 random bytes, URL-safe base64, no padding.
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  while [[ "$cluster_id" == -* ]]; do
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  done
-  log "formatting $DATA_DIR/kraft-logs (cluster id $cluster_id)"
-  "$JAVA" -Xmx256m -cp "$LIBS_DIR/*" -Dlog4j.configuration="file:$DATA_DIR/log4j.properties" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$DATA_DIR/server.properties" </dev/null \
-    || die "kafka-storage format failed (see $LOG_FILE)"
+  while [[ -z "$id" || "$id" == -* ]]; do id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; done
+  echo "$id"
 }
 
-do_start() {
-  local pid
-  # Serialise concurrent starts of the same broker (fd 8 is closed for the JVM below).
-  mkdir -p "$DATA_DIR"
-  exec 8>"$DATA_DIR/.start.lock"
-  if command -v flock >/dev/null; then flock 8; fi
-  if pid="$(broker_pid)"; then
-    local waited=0
-    until broker_ready; do
-      ((waited < START_TIMEOUT)) || die "broker pid $pid is alive but $BOOTSTRAP does not answer; see $LOG_FILE"
-      sleep 1; waited=$((waited + 1))
-    done
-    log "already running (pid $pid)"
-    print_facts
-    return 0
+# Every node of a cluster is formatted with the same cluster id, kept beside the nodes.
+format_storage() {
+  local i=$1 cluster_id
+  local dir="${NODE_DIRS[i]}"
+  [[ -f "$dir/kraft-logs/meta.properties" ]] && return 0
+  if ((BROKER_COUNT == 1)); then
+    cluster_id="$(random_cluster_id)"
+  else
+    [[ -f "$DATA_DIR/cluster.id" ]] || random_cluster_id >"$DATA_DIR/cluster.id"
+    cluster_id="$(cat "$DATA_DIR/cluster.id")"
   fi
-  rm -f "$PID_FILE"
-  if port_open "$PORT"; then die "127.0.0.1:$PORT is already in use by another process"; fi
-  if port_open "$CONTROLLER_PORT"; then die "127.0.0.1:$CONTROLLER_PORT (controller) is already in use by another process"; fi
-  command -v "$JAVA" >/dev/null || die "java not found (set JAVA_HOME or put java on PATH)"
+  log "formatting $dir/kraft-logs (cluster id $cluster_id)"
+  "$JAVA" -Xmx256m -cp "$LIBS_DIR/*" -Dlog4j.configuration="file:$dir/log4j.properties" \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" </dev/null >/dev/null \
+    || die "kafka-storage format failed for node $((i + 1)) (see ${NODE_LOGS[i]})"
+}
 
-  do_fetch
-  write_configs
-  : >"$LOG_FILE"
-  format_storage
-
-  local started=$SECONDS
+launch_node() {
+  local i=$1
+  local dir="${NODE_DIRS[i]}"
+  write_configs "$i"
+  : >"${NODE_LOGS[i]}"
+  format_storage "$i"
   # setsid: own session, so the broker outlives the calling shell and its terminal.
   # The inner bash writes its own pid, then execs java, so the pid file holds java's pid.
   # shellcheck disable=SC2086
-  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-local "$PID_FILE" \
-    "$JAVA" ${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m} \
+  setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-local "${NODE_PIDS[i]}" \
+    "$JAVA" ${KAFKA_HEAP_OPTS:-$DEFAULT_HEAP} \
     -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$DATA_DIR/log4j.properties" -Dkafka.logs.dir="$DATA_DIR" \
-    -cp "$LIBS_DIR/*" kafka.Kafka "$DATA_DIR/server.properties" \
-    </dev/null >>"$LOG_FILE" 2>&1 8>&- &
-  local launcher=$!
+    -Dlog4j.configuration="file:$dir/log4j.properties" -Dkafka.logs.dir="$dir" \
+    -cp "$LIBS_DIR/*" kafka.Kafka "$dir/server.properties" \
+    </dev/null >>"${NODE_LOGS[i]}" 2>&1 8>&- &
+  LAUNCHERS[i]=$!
+}
 
-  log "starting Apache Kafka $KAFKA_VERSION (KRaft) on $BOOTSTRAP"
-  until broker_ready; do
-    if ! alive "$launcher" && ! broker_pid >/dev/null; then
-      echo "kafka-local: broker exited during startup; last log lines:" >&2
-      tail -n 40 "$LOG_FILE" >&2 || true
-      rm -f "$PID_FILE"
-      exit 1
-    fi
+do_start() {
+  local i
+  # Serialise concurrent starts of the same broker(s) (fd 8 is closed for the JVMs below).
+  mkdir -p "$DATA_DIR"
+  exec 8>"$DATA_DIR/.start.lock"
+  if command -v flock >/dev/null; then flock 8; fi
+  # Nodes already running are kept; the others (never started, stopped, killed) start,
+  # so `start` after a node was killed brings that node back into the cluster.
+  local to_start=()
+  for ((i = 0; i < BROKER_COUNT; i++)); do
+    if broker_pid "$i" >/dev/null; then continue; fi
+    rm -f "${NODE_PIDS[i]}"
+    if port_open "${PORTS[i]}"; then die "127.0.0.1:${PORTS[i]} is already in use by another process"; fi
+    if port_open "${CONTROLLER_PORTS[i]}"; then die "127.0.0.1:${CONTROLLER_PORTS[i]} (controller) is already in use by another process"; fi
+    to_start+=("$i")
+  done
+  if ((${#to_start[@]} == 0)); then
+    local waited=0
+    until cluster_ready; do
+      ((waited < START_TIMEOUT)) || die "broker(s) alive but $BOOTSTRAP does not answer with $BROKER_COUNT broker(s); see ${NODE_LOGS[*]}"
+      sleep 1; waited=$((waited + 1))
+    done
+    log "already running ($(pids_text))"
+    print_facts
+    return 0
+  fi
+  command -v "$JAVA" >/dev/null || die "java not found (set JAVA_HOME or put java on PATH)"
+
+  do_fetch
+  local started=$SECONDS
+  # A cluster's nodes start together: each waits for a quorum of controllers.
+  for i in "${to_start[@]}"; do launch_node "$i"; done
+
+  if ((BROKER_COUNT == 1)); then
+    log "starting Apache Kafka $KAFKA_VERSION (KRaft) on $BOOTSTRAP"
+  else
+    log "starting Apache Kafka $KAFKA_VERSION (KRaft), ${#to_start[@]} of $BROKER_COUNT nodes, on $BOOTSTRAP"
+  fi
+  until cluster_ready; do
+    for i in "${to_start[@]}"; do
+      if ! alive "${LAUNCHERS[i]}" && ! broker_pid "$i" >/dev/null; then
+        echo "kafka-local: node $((i + 1)) exited during startup; last log lines:" >&2
+        tail -n 40 "${NODE_LOGS[i]}" >&2 || true
+        rm -f "${NODE_PIDS[i]}"
+        do_stop >/dev/null 2>&1 || true
+        exit 1
+      fi
+    done
     if ((SECONDS - started >= START_TIMEOUT)); then
-      echo "kafka-local: broker did not answer on $BOOTSTRAP within ${START_TIMEOUT}s; last log lines:" >&2
-      tail -n 40 "$LOG_FILE" >&2 || true
+      echo "kafka-local: $BOOTSTRAP did not answer with $BROKER_COUNT broker(s) within ${START_TIMEOUT}s; last log lines:" >&2
+      for i in "${to_start[@]}"; do tail -n 20 "${NODE_LOGS[i]}" >&2 || true; done
       do_stop >/dev/null 2>&1 || true
       exit 1
     fi
     sleep 0.5
   done
-  log "ready in $((SECONDS - started))s (pid $(cat "$PID_FILE"))"
+  log "ready in $((SECONDS - started))s ($(pids_text))"
   print_facts
 }
 
 do_stop() {
-  local pid
-  if ! pid="$(broker_pid)"; then
-    rm -f "$PID_FILE"
+  local i pid pids=()
+  for ((i = 0; i < BROKER_COUNT; i++)); do
+    if pid="$(broker_pid "$i")"; then pids+=("$pid"); else rm -f "${NODE_PIDS[i]}"; fi
+  done
+  if ((${#pids[@]} == 0)); then
     log "not running on $BOOTSTRAP"
     return 0
   fi
-  log "stopping broker pid $pid on $BOOTSTRAP"
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 60; i++)); do
-    alive "$pid" || break
+  log "stopping broker pid ${pids[*]} on $BOOTSTRAP"
+  # Every node at once: stopped one by one, the last ones wait for a controller quorum that is gone.
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local tries any
+  for ((tries = 0; tries < 60; tries++)); do
+    any=0
+    for pid in "${pids[@]}"; do if alive "$pid"; then any=1; fi; done
+    ((any == 1)) || break
     sleep 0.5
   done
-  if alive "$pid"; then
-    log "broker did not exit within 30s; sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while alive "$pid"; do sleep 0.2; done
-  fi
-  rm -f "$PID_FILE"
+  for pid in "${pids[@]}"; do
+    if alive "$pid"; then
+      log "broker pid $pid did not exit within 30s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      while alive "$pid"; do sleep 0.2; done
+    fi
+  done
+  for ((i = 0; i < BROKER_COUNT; i++)); do rm -f "${NODE_PIDS[i]}"; done
   log "stopped"
 }
 
 do_status() {
-  local pid
-  if pid="$(broker_pid)" && port_open "$PORT"; then
-    log "running (pid $pid) on $BOOTSTRAP"
+  local i pid up=0
+  for ((i = 0; i < BROKER_COUNT; i++)); do
+    if pid="$(broker_pid "$i")" && port_open "${PORTS[i]}"; then
+      up=$((up + 1))
+      ((BROKER_COUNT == 1)) || log "node $((i + 1)) running (pid $pid) on 127.0.0.1:${PORTS[i]}"
+    elif ((BROKER_COUNT > 1)); then
+      log "node $((i + 1)) not running on 127.0.0.1:${PORTS[i]}"
+    fi
+  done
+  if ((up == BROKER_COUNT)); then
+    if ((BROKER_COUNT == 1)); then log "running ($(pids_text)) on $BOOTSTRAP"; fi
     print_facts
     return 0
   fi
-  log "not running on $BOOTSTRAP"
+  if ((BROKER_COUNT == 1)); then log "not running on $BOOTSTRAP"; fi
   return 1
 }
 
-case "${1:-}" in
+case "$COMMAND" in
   fetch) do_fetch; log "jars in $LIBS_DIR" ;;
   start) do_start ;;
   stop) do_stop ;;
   status) do_status ;;
-  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|stop|status [--brokers N]" >&2; exit 2 ;;
 esac

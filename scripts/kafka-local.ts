@@ -1,45 +1,97 @@
-// Starts and stops the local single-node Apache Kafka broker (KRaft, no Docker)
-// through scripts/kafka-local.sh. Used by the jest globalSetup and `npm start`.
+// Starts and stops the local Apache Kafka (KRaft, no Docker) through
+// scripts/kafka-local.sh: one broker, or a cluster of N brokers that are also
+// the controller quorum. Used by the jest globalSetup, `npm start`, the
+// benchmarks and the cluster tests.
 //
-// The broker's identity (port, controller port, data dir, log file) comes only from
-// the options, so a test broker and the default one can run side by side; every
-// other KAFKA_* / JAVA_HOME variable of this process is passed on to the script.
+// The broker's identity (ports, controller ports, data dir, log file, node
+// count) comes only from the options, so a test broker and the default one can
+// run side by side; every other KAFKA_* / JAVA_HOME variable of this process is
+// passed on to the script.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const SCRIPT = path.join(__dirname, 'kafka-local.sh');
 
 export interface LocalKafkaOptions {
+  /** The first broker's port; the others follow it unless `ports` names them. */
   port: number;
-  /** Defaults to port + 1. */
+  /** Defaults to port + 1 for one broker, port + 10000 for a cluster (then +1 per node). */
   controllerPort?: number;
+  /** Nodes of the cluster (each a broker and a KRaft controller); 1 by default. */
+  brokers?: number;
+  /** Every broker's port, one per node, when they must not be consecutive (free ports in tests). */
+  ports?: number[];
+  /** Every controller's port, one per node. */
+  controllerPorts?: number[];
   dataDir?: string;
+  /** One broker only; a cluster's logs are in `<dataDir>/node-<id>/broker.log`. */
   logFile?: string;
   /** Do not echo the script's output to stderr. */
   quiet?: boolean;
 }
 
+/** One node of a local Kafka, as the script lays it out. */
+export interface LocalKafkaNode {
+  /** The broker's node.id (1..N), as cluster metadata names it. */
+  nodeId: number;
+  port: number;
+  dataDir: string;
+  logFile: string;
+  /** The broker JVM's pid, read now from its pid file (undefined when not running). */
+  pid(): number | undefined;
+}
+
 export interface LocalKafka {
+  /** The KAFKA_BROKERS value: every node's host:port, comma-separated. */
   brokers: string;
+  nodes: LocalKafkaNode[];
   stop: () => Promise<void>;
 }
 
 function scriptEnv(options: LocalKafkaOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, KAFKA_PORT: String(options.port) };
-  delete env.KAFKA_CONTROLLER_PORT;
-  delete env.KAFKA_DATA_DIR;
-  delete env.KAFKA_LOG_FILE;
+  for (const name of ['KAFKA_CONTROLLER_PORT', 'KAFKA_PORTS', 'KAFKA_CONTROLLER_PORTS', 'KAFKA_BROKER_COUNT', 'KAFKA_DATA_DIR', 'KAFKA_LOG_FILE']) delete env[name];
   if (options.controllerPort !== undefined) env.KAFKA_CONTROLLER_PORT = String(options.controllerPort);
+  if (options.brokers !== undefined) env.KAFKA_BROKER_COUNT = String(options.brokers);
+  if (options.ports !== undefined) env.KAFKA_PORTS = options.ports.join(',');
+  if (options.controllerPorts !== undefined) env.KAFKA_CONTROLLER_PORTS = options.controllerPorts.join(',');
   if (options.dataDir !== undefined) env.KAFKA_DATA_DIR = options.dataDir;
   if (options.logFile !== undefined) env.KAFKA_LOG_FILE = options.logFile;
   return env;
+}
+
+/** Where the script puts each node: the same rules as scripts/kafka-local.sh. */
+export function localKafkaNodes(options: LocalKafkaOptions): LocalKafkaNode[] {
+  const count = options.brokers ?? 1;
+  const version = /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(readFileSync(path.join(__dirname, 'kafka/pom.xml'), 'utf8'))?.[1] ?? 'unknown';
+  const cache = process.env.KAFKA_CACHE_DIR ?? path.join(os.homedir(), '.cache/pgo-kafka', version);
+  const dataDir = options.dataDir ?? path.join(cache, count === 1 ? `data-${options.port}` : `cluster-${options.port}`);
+  return Array.from({ length: count }, (_, index) => {
+    const nodeDir = count === 1 ? dataDir : path.join(dataDir, `node-${index + 1}`);
+    const pidFile = path.join(nodeDir, 'broker.pid');
+    return {
+      nodeId: index + 1,
+      port: options.ports?.[index] ?? options.port + index,
+      dataDir: nodeDir,
+      logFile: count === 1 && options.logFile ? options.logFile : path.join(nodeDir, 'broker.log'),
+      pid: () => {
+        try {
+          return Number(readFileSync(pidFile, 'utf8').trim()) || undefined;
+        } catch {
+          return undefined;
+        }
+      },
+    };
+  });
 }
 
 function runScript(command: 'start' | 'stop', options: LocalKafkaOptions): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       'bash',
-      [SCRIPT, command],
+      [SCRIPT, command, '--brokers', String(options.brokers ?? 1)],
       { env: scriptEnv(options), maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error) {
@@ -58,16 +110,21 @@ function runScript(command: 'start' | 'stop', options: LocalKafkaOptions): Promi
   });
 }
 
-/** Starts the broker (or reuses one already running for these options) and waits until it answers. */
+/**
+ * Starts the broker(s) (or reuses those already running for these options;
+ * a node that is not running is started) and waits until every broker answers.
+ */
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
   await runScript('start', options);
+  const nodes = localKafkaNodes(options);
   return {
-    brokers: `127.0.0.1:${options.port}`,
+    brokers: nodes.map((node) => `127.0.0.1:${node.port}`).join(','),
+    nodes,
     stop: () => stopLocalKafka(options),
   };
 }
 
-/** Stops the broker for these options; resolves when it has exited (or was not running). */
+/** Stops the broker(s) for these options; resolves when every one has exited (or was not running). */
 export async function stopLocalKafka(options: LocalKafkaOptions): Promise<void> {
   await runScript('stop', options);
 }

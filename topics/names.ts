@@ -39,23 +39,39 @@ export function topicNames(prefix = '') {
 }
 export type TopicNames = ReturnType<typeof topicNames>;
 
+/** How the topics are laid out on the brokers; every field is optional (the development defaults). */
+export interface TopicLayout {
+  /** Partitions of the payment-keyed topics; PAYMENT_PARTITIONS (6) by default. */
+  paymentPartitions?: number;
+  /** Copies of every partition; the broker's default.replication.factor when absent. */
+  replicationFactor?: number;
+  /** Copies that must have a message before acks=all acknowledges it; the broker's default when absent. */
+  minInsyncReplicas?: number;
+}
+
 /** The specs of every topic a stack with these gateways needs. */
-export function topicSpecs(prefix: string, gatewayIds: readonly string[]): TopicSpec[] {
+export function topicSpecs(prefix: string, gatewayIds: readonly string[], layout: TopicLayout = {}): TopicSpec[] {
   const names = topicNames(prefix);
+  const partitions = layout.paymentPartitions ?? PAYMENT_PARTITIONS;
+  // Durability is per topic: a cluster whose brokers default to one copy still gets what the stack asked for.
+  const replication = layout.replicationFactor === undefined ? {} : { replicationFactor: layout.replicationFactor };
+  const inSync = layout.minInsyncReplicas === undefined ? [] : [{ name: 'min.insync.replicas', value: String(layout.minInsyncReplicas) }];
+  const spec = (topic: string, numPartitions: number, configEntries: Array<{ name: string; value: string }>): TopicSpec => ({
+    topic,
+    numPartitions,
+    ...replication,
+    configEntries: [...configEntries, ...inSync],
+  });
   return [
-    ...gatewayIds.map((id) => ({
-      topic: names.gatewayRequests(id),
-      numPartitions: PAYMENT_PARTITIONS,
-      configEntries: retention(7),
-    })),
+    ...gatewayIds.map((id) => spec(names.gatewayRequests(id), partitions, retention(7))),
     // The broker stamps each result when it is appended: the time a timeout is judged by (docs/decisions/0014).
-    { topic: names.gatewayResults, numPartitions: PAYMENT_PARTITIONS, configEntries: [...retention(7), { name: 'message.timestamp.type', value: 'LogAppendTime' }] },
-    { topic: names.paymentStatus, numPartitions: PAYMENT_PARTITIONS, configEntries: retention(30) },
-    { topic: names.rules, numPartitions: 1, configEntries: compacted },
-    { topic: names.gatewayHealth, numPartitions: 1, configEntries: compacted },
-    { topic: names.gatewayStats, numPartitions: 1, configEntries: compacted },
-    { topic: names.deadLetter, numPartitions: 1, configEntries: retention(30) },
+    spec(names.gatewayResults, partitions, [...retention(7), { name: 'message.timestamp.type', value: 'LogAppendTime' }]),
+    spec(names.paymentStatus, partitions, retention(30)),
+    spec(names.rules, 1, compacted),
+    spec(names.gatewayHealth, 1, compacted),
+    spec(names.gatewayStats, 1, compacted),
+    spec(names.deadLetter, 1, retention(30)),
     // One partition keeps the whole trail in order; rule changes are rare.
-    { topic: names.audit, numPartitions: 1, configEntries: retention(365) },
+    spec(names.audit, 1, retention(365)),
   ];
 }
