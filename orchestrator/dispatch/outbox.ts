@@ -22,9 +22,18 @@ export function createOutboxSender(store: PaymentStore, publisher: Publisher, lo
     registers: [registry],
   });
 
+  const extendedDeadlines = new Counter({
+    name: 'payment_deadlines_extended_total',
+    help: 'Attempt deadlines moved later because the request reached Kafka late (outage, crash before the send, publish backlog): our delay, not the gateway\'s',
+    registers: [registry],
+  });
+
   const deliver = async (outbox: Outbox) => {
     await publisher.publishAll(outbox.messages);
-    await store.clearOutbox(outbox);
+    for (const { attemptId, delayMs } of await store.clearOutbox(outbox)) {
+      extendedDeadlines.inc();
+      logger.warn({ paymentId: outbox.paymentId, attemptId, delayMs }, 'attempt request reached Kafka late: its deadline moves by the delay');
+    }
   };
 
   return {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { TopicMessage } from '../../runtime/kafka';
+import type { AttemptRequested } from '../../topics/schemas';
 import { openDeadlines, type Payment } from './payment';
 
 /**
@@ -72,10 +73,13 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 `;
 
-// KEYS: outbox, outbox-pending. ARGV: payment id, then the fields sent.
+// KEYS: outbox, outbox-pending, the payment's deadlines. ARGV: payment id, number of fields n, the n fields sent,
+// then (score, member) pairs of deadlines to push later: only still-open ones (XX), only ever later (GT).
 const CLEAR_OUTBOX = `
-for i = 2, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
 if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+for i = 3 + n, #ARGV, 2 do redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[i], ARGV[i + 1]) end
 return 1
 `;
 
@@ -93,7 +97,7 @@ function withScripts(redis: Redis): Redis & Scripts {
     redis.defineCommand('pgoCreate', { numberOfKeys: 7, lua: CREATE });
     redis.defineCommand('pgoUpdate', { numberOfKeys: 7, lua: UPDATE });
     redis.defineCommand('pgoClaim', { numberOfKeys: 1, lua: CLAIM });
-    redis.defineCommand('pgoClearOutbox', { numberOfKeys: 2, lua: CLEAR_OUTBOX });
+    redis.defineCommand('pgoClearOutbox', { numberOfKeys: 3, lua: CLEAR_OUTBOX });
   }
   return redis as Redis & Scripts;
 }
@@ -125,6 +129,9 @@ export interface PageQuery {
 }
 
 const deadlineMember = (paymentId: string, attemptId: string) => `${paymentId}|${attemptId}`;
+
+/** A request acknowledged this long (ms) after it was decided counts as dispatched late; below it, the usual send time. */
+const LATE_DISPATCH_MS = 250;
 const deadlinePairs = (payment: Payment): Array<[number, string]> =>
   openDeadlines(payment).map(({ attemptId, deadline }) => [Date.parse(deadline), deadlineMember(payment.id, attemptId)]);
 
@@ -239,10 +246,33 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       return { paymentId, requestHash };
     },
 
-    /** Forgets outbox messages Kafka has acknowledged. */
-    async clearOutbox(outbox: Outbox): Promise<void> {
-      if (outbox.fields.length === 0) return;
-      await redis.pgoClearOutbox(`outbox:${outbox.paymentId}`, 'outbox-pending', outbox.paymentId, ...outbox.fields);
+    /**
+     * Forgets outbox messages Kafka has acknowledged, in the same round trip
+     * moving the deadline of each attempt whose request reached Kafka late
+     * (a broker outage, a crash before the send, our own publish queue) later
+     * by that delay: the gateway's time starts when it can see the request.
+     * Returns the attempts so extended, with the delay in ms.
+     */
+    async clearOutbox(outbox: Outbox): Promise<Array<{ attemptId: string; delayMs: number }>> {
+      if (outbox.fields.length === 0) return [];
+      const sentAtMs = clock().getTime();
+      const extended: Array<{ attemptId: string; delayMs: number; score: number }> = [];
+      for (const { value } of outbox.messages) {
+        const request = value as Partial<AttemptRequested>;
+        if (request.type !== 'attempt.requested' || !request.attemptId || !request.deadline || !request.occurredAt) continue;
+        const delayMs = sentAtMs - Date.parse(request.occurredAt);
+        if (delayMs > LATE_DISPATCH_MS) extended.push({ attemptId: request.attemptId, delayMs, score: Date.parse(request.deadline) + delayMs });
+      }
+      await redis.pgoClearOutbox(
+        `outbox:${outbox.paymentId}`,
+        'outbox-pending',
+        deadlinesOf(outbox.paymentId),
+        outbox.paymentId,
+        String(outbox.fields.length),
+        ...outbox.fields,
+        ...extended.flatMap(({ attemptId, score }) => [String(score), deadlineMember(outbox.paymentId, attemptId)]),
+      );
+      return extended.map(({ attemptId, delayMs }) => ({ attemptId, delayMs }));
     },
 
     /** Payments whose outbox is overdue, claimed for `leaseMs` so one relay at a time sends each. */

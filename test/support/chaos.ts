@@ -43,6 +43,12 @@ export interface ChaosStack {
   kill(id: string): Promise<void>;
   /** Starts a killed instance again, under the same id; resolves once it is ready. */
   restart(id: string): Promise<void>;
+  /** SIGTERMs an instance (a deploy's stop: it drains) and waits until it has exited. */
+  terminate(id: string): Promise<void>;
+  /** SIGSTOPs an instance: it holds its partitions and connections but does nothing, as in a long GC pause. */
+  pause(id: string): void;
+  /** SIGCONTs a paused instance. */
+  resume(id: string): void;
   /** Steady load on the instances running at each request; stopped with the stack if the test has not stopped it. */
   startLoad(options: Omit<LoadOptions, 'targets'>): SteadyLoad;
   /** PUT /sandbox on a gateway: its behaviour for attempts arriving from now on. */
@@ -125,6 +131,18 @@ export async function startChaosStack(options: ChaosStackOptions): Promise<Chaos
     async restart(id) {
       await startInstance(id);
       killed.delete(id);
+    },
+    async terminate(id) {
+      killed.add(id);
+      const leaving = instance(id);
+      leaving.child.kill('SIGTERM');
+      await leaving.exited;
+    },
+    pause(id) {
+      instance(id).child.kill('SIGSTOP');
+    },
+    resume(id) {
+      instance(id).child.kill('SIGCONT');
     },
     startLoad(loadOptions) {
       const load = startSteadyLoad({ ...loadOptions, targets: baseUrls });
@@ -224,4 +242,26 @@ export async function expectNothingLost(stack: ChaosStack, accepted: readonly st
   expect(report.terminal + report.flaggedForReview).toBe(accepted.length);
   expect(stack.crashes()).toEqual([]);
   return report;
+}
+
+/**
+ * What a user must see when every gateway was healthy throughout, whatever
+ * happened to the orchestrators: every accepted payment SUCCESS on its first
+ * attempt, so no failover, no cancel, no compensation and no failure. Returns
+ * the payments that deviate, described, so a failure names them.
+ */
+export async function paymentsNotSettledFirstTime(stack: Pick<ChaosStack, 'env'>, accepted: readonly string[]): Promise<string[]> {
+  const redis = new Redis(stack.env.REDIS_URL ?? '', { keyPrefix: stack.env.REDIS_KEY_PREFIX ?? '' });
+  try {
+    const docs = await Promise.all(accepted.map((id) => redis.hget(`payment:${id}`, 'doc')));
+    return docs.flatMap((doc, index) => {
+      if (!doc) return [`${accepted[index]}: not stored`];
+      const payment = JSON.parse(doc) as Payment;
+      const attempts = payment.attempts.map((attempt) => `${attempt.gatewayId}:${attempt.status}${attempt.reasonCode ? `(${attempt.reasonCode})` : ''}`);
+      const firstTime = payment.status === 'SUCCESS' && payment.attempts.length === 1 && payment.attempts[0]?.status === 'succeeded';
+      return firstTime ? [] : [`${payment.id}: ${payment.status}${payment.reason ? ` (${payment.reason})` : ''} after ${attempts.join(', ')}`];
+    });
+  } finally {
+    redis.disconnect();
+  }
 }
