@@ -1,7 +1,9 @@
 # One image for every Node service of the stack. docker-compose.yml picks the
 # command per service: orchestrator/main.ts, gateways/main.ts,
 # backoffice/main.ts, grafana/alert-receiver/main.ts or topics/create-cli.ts,
-# each run with tsx (TypeScript, no build step).
+# each run as `node --import tsx <script>` (TypeScript, no build step): one
+# process, so the SIGTERM of `docker stop` or Kubernetes reaches the service
+# itself and starts its drain. deploy/ runs the same image on Kubernetes.
 FROM node:20-slim
 
 WORKDIR /app
@@ -23,4 +25,4 @@ COPY backoffice ./backoffice
 COPY grafana/alert-receiver ./grafana/alert-receiver
 
 USER node
-CMD ["node_modules/.bin/tsx", "orchestrator/main.ts"]
+CMD ["node", "--import", "tsx", "orchestrator/main.ts"]

@@ -25,6 +25,8 @@ const composeService = z.object({
   depends_on: z.union([z.array(z.string()), z.record(z.string(), z.object({ condition: z.string() }))]).optional(),
   healthcheck: z.object({ test: z.union([z.string(), z.array(z.string())]) }).optional(),
   volumes: z.array(z.string()).optional(),
+  init: z.boolean().optional(),
+  stop_grace_period: z.string().optional(),
 });
 type ComposeService = z.infer<typeof composeService>;
 
@@ -49,6 +51,16 @@ function envOf(service: ComposeService): Record<string, string> {
 }
 
 const commandOf = (service: ComposeService) => [service.command ?? []].flat().join(' ');
+
+/** Compose's duration (`20s`, `1m30s`, `500ms`) in milliseconds. */
+function durationMs(value: string): number {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+  if (parts.length === 0 || parts.map((part) => part[0]).join('') !== value) throw new Error(`not a compose duration: ${value}`);
+  return parts.reduce((total, [, amount = '0', unit = 's']) => total + Number(amount) * (units[unit] ?? 0), 0);
+}
+/** Docker's wait between SIGTERM and SIGKILL when a service sets none. */
+const DOCKER_DEFAULT_STOP_GRACE_MS = 10_000;
 
 /**
  * The Node programs the image runs, each with the variables its config
@@ -165,6 +177,27 @@ describe('docker-compose.yml against the code', () => {
     expect(service('orchestrator').depends_on).toEqual({ ...afterTopics, redis: { condition: 'service_healthy' } });
     for (const [name, definition] of gatewayServices) {
       expect({ name, dependsOn: definition.depends_on }).toEqual({ name, dependsOn: afterTopics });
+    }
+  });
+
+  test('When docker stops a long-running Node service, then it waits longer than the drain the service allows itself (SHUTDOWN_GRACE_MS), and tini hands node the signal', () => {
+    const longRunning = nodeServices.filter(([, definition]) => programOf(definition)?.metricsService !== undefined);
+    expect(longRunning.length).toBeGreaterThan(0);
+    for (const [name, definition] of longRunning) {
+      const config = programOf(definition)?.load(envOf(definition)) as { SHUTDOWN_GRACE_MS?: number } | undefined;
+      const drainMs = config?.SHUTDOWN_GRACE_MS ?? 0;
+      const graceMs = definition.stop_grace_period === undefined ? DOCKER_DEFAULT_STOP_GRACE_MS : durationMs(definition.stop_grace_period);
+      expect({ name, drainMs: drainMs > 0, covered: graceMs > drainMs, init: definition.init }).toEqual({ name, drainMs: true, covered: true, init: true });
+      // node itself, not a wrapper that might not pass the signal on.
+      expect({ name, command: [definition.command ?? []].flat().slice(0, 3) }).toEqual({ name, command: ['node', '--import', 'tsx'] });
+    }
+  });
+
+  test("When compose checks a long-running Node service's health, then it asks /readyz on the service's own PORT", () => {
+    const longRunning = nodeServices.filter(([, definition]) => programOf(definition)?.metricsService !== undefined);
+    for (const [name, definition] of longRunning) {
+      const check = [definition.healthcheck?.test ?? []].flat().join(' ');
+      expect({ name, readyz: check.includes("process.env.PORT + '/readyz'"), port: envOf(definition).PORT }).toEqual({ name, readyz: true, port: expect.stringMatching(/^\d+$/) });
     }
   });
 
