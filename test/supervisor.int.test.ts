@@ -1,12 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { serviceSpecs, stackPorts, STOP_TIMEOUT_MS } from '../scripts/stack';
 import { isolatedNamespace } from './support/env';
 import { pollUntil } from './support/poll';
+import { namespaceEnv, prepareNamespace, rule } from './support/stack';
 
 // `npm start` as a process manager, a CI runner or `timeout` runs it: a
 // signal to npm's own pid, not to the terminal's process group, and the
@@ -193,5 +195,56 @@ describe('npm start under a process manager', () => {
       expect(elapsedMs).toBeLessThan(ORPHAN_EXIT_MS);
     },
     READY_TIMEOUT_MS + ORPHAN_EXIT_MS + 10_000,
+  );
+
+  test(
+    'When the process that started a service through scripts/processes.ts (a test, a benchmark) is SIGKILLed, then the service logs it, drains and exits by itself',
+    async () => {
+      const ns = isolatedNamespace();
+      await prepareNamespace(ns, [rule('alpha')]);
+      const dir = mkdtempSync(path.join(tmpdir(), 'pgo-supervisor-'));
+      const logFile = path.join(dir, 'gateway.log');
+      const env = { ...namespaceEnv(ns), GATEWAY_ID: 'alpha', LOG_LEVEL: 'info' };
+      // A stand-in for a test file or the benchmark: starts the service, prints its pid, then waits to be killed.
+      const script = `
+        const { startServiceProcess } = require('./scripts/processes');
+        startServiceProcess('gateways/main.ts', ${JSON.stringify(env)}, { logFile: ${JSON.stringify(logFile)} })
+          .then((service) => { console.log('service ' + service.child.pid); setInterval(() => undefined, 60000); });`;
+      const parent = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        const servicePid = await new Promise<number>((resolve, reject) => {
+          readline.createInterface({ input: parent.stdout }).on('line', (line) => {
+            const match = /^service (\d+)$/.exec(line);
+            if (match) resolve(Number(match[1]));
+          });
+          parent.once('exit', (code) => reject(new Error(`the parent exited (${code}) before its service was ready`)));
+        });
+        watched = [servicePid];
+        parent.kill('SIGKILL');
+        await pollUntil(
+          async () => alive([servicePid]),
+          (left) => left.length === 0,
+          ORPHAN_EXIT_MS,
+          () => `the service still runs ${ORPHAN_EXIT_MS} ms after its parent was killed:\n${readFileSync(logFile, 'utf8').slice(-4_000)}`,
+          100,
+        );
+        // Its log is a file, so the drain's lines are there: a drain, not a crash.
+        const messages = readFileSync(logFile, 'utf8')
+          .split('\n')
+          .flatMap((line) => {
+            try {
+              return [(JSON.parse(line) as { msg?: string }).msg];
+            } catch {
+              return [];
+            }
+          });
+        expect(messages).toEqual(expect.arrayContaining(['supervisor gone, shutting down', 'stopped']));
+        expect(messages.indexOf('stopped')).toBeGreaterThan(messages.indexOf('supervisor gone, shutting down'));
+      } finally {
+        if (parent.exitCode === null && parent.signalCode === null) parent.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
   );
 });
