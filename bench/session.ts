@@ -70,7 +70,7 @@ export async function openSession(options: SessionOptions): Promise<BenchSession
   cleanup.defer('Kafka broker', broker.stop);
   const sampler = startSampler([
     { name: 'bench harness', pid: process.pid },
-    ...(broker.pid === undefined ? [] : [{ name: 'kafka broker', pid: broker.pid }]),
+    ...broker.pids.map((pid, index) => ({ name: broker.pids.length === 1 ? 'kafka broker' : `kafka broker ${index + 1}`, pid })),
     ...(await localRedisProcess(env.REDIS_URL)),
   ]);
   cleanup.defer('sampler', sampler.stop);

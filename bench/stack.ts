@@ -28,6 +28,8 @@ const STOP_TIMEOUT_MS = 20_000;
 const benchEnv = z.object({
   /** An existing broker to use instead of starting one. */
   KAFKA_BROKERS: z.string().min(1).optional(),
+  /** Nodes of the local Kafka the benchmark starts (when KAFKA_BROKERS is not set): 3 measures a replicated cluster. */
+  KAFKA_BROKER_COUNT: z.coerce.number().int().min(1).max(5).default(1),
   REDIS_URL: commonEnv.REDIS_URL,
   GATEWAY_RULES_FILE: z.string().default('config/gateways.json'),
   ...authEnv,
@@ -45,8 +47,10 @@ export interface BenchBroker {
   brokers: string;
   /** For the report: the broker's version, and whether this run started it. */
   description: string;
-  /** The broker's JVM, when this run started it, so its CPU can be sampled. */
-  pid: number | undefined;
+  /** The brokers' JVMs, when this run started them, so their CPU can be sampled. */
+  pids: number[];
+  /** The topic layout for these brokers: three copies, two in sync, on a cluster of three or more. */
+  topicEnv: { KAFKA_REPLICATION_FACTOR: string; KAFKA_MIN_INSYNC_REPLICAS: string };
   stop: () => Promise<void>;
 }
 
@@ -63,18 +67,36 @@ function localKafkaVersion(): string {
  */
 export async function startBenchBroker(env: BenchEnv): Promise<BenchBroker> {
   if (env.KAFKA_BROKERS !== undefined) {
-    return { brokers: env.KAFKA_BROKERS, description: `KAFKA_BROKERS=${env.KAFKA_BROKERS} (version not known, not started here)`, pid: undefined, stop: async () => undefined };
+    return {
+      brokers: env.KAFKA_BROKERS,
+      description: `KAFKA_BROKERS=${env.KAFKA_BROKERS} (version not known, not started here)`,
+      pids: [],
+      topicEnv: { KAFKA_REPLICATION_FACTOR: '1', KAFKA_MIN_INSYNC_REPLICAS: '1' },
+      stop: async () => undefined,
+    };
   }
-  const [port, controllerPort] = [await freePort(), await freePort()];
+  const count = env.KAFKA_BROKER_COUNT;
+  const ports: number[] = [];
+  const controllerPorts: number[] = [];
+  for (let index = 0; index < count; index++) {
+    ports.push(await freePort());
+    controllerPorts.push(await freePort());
+  }
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-bench-kafka-'));
-  const options = { port, controllerPort, dataDir, quiet: true };
+  const options = { port: ports[0]!, ports, controllerPorts, brokers: count, dataDir, quiet: true };
   const removeData = () => rmSync(dataDir, { recursive: true, force: true });
+  const replicas = Math.min(3, count);
+  const inSync = count >= 3 ? 2 : 1;
   try {
     const kafka = await startLocalKafka(options);
     return {
       brokers: kafka.brokers,
-      description: `Apache Kafka ${localKafkaVersion()} (KRaft, single node, started by the benchmark on ${kafka.brokers})`,
-      pid: Number(readFileSync(path.join(dataDir, 'broker.pid'), 'utf8').trim()) || undefined,
+      description:
+        count === 1
+          ? `Apache Kafka ${localKafkaVersion()} (KRaft, single node, started by the benchmark on ${kafka.brokers})`
+          : `Apache Kafka ${localKafkaVersion()} (KRaft, ${count} nodes on this machine, replication factor ${replicas}, min.insync.replicas ${inSync}, started by the benchmark on ${kafka.brokers})`,
+      pids: kafka.nodes.flatMap((node) => node.pid() ?? []),
+      topicEnv: { KAFKA_REPLICATION_FACTOR: String(replicas), KAFKA_MIN_INSYNC_REPLICAS: String(inSync) },
       stop: async () => {
         await kafka.stop();
         removeData();
@@ -143,7 +165,7 @@ export async function startBenchStack(env: BenchEnv, broker: BenchBroker, option
   const rulesFile = rulesFileOf(env);
   const rules = readRulesFile(rulesFile);
   const kafka = new Kafka({ clientId: `bench-${id}`, brokers: broker.brokers.split(','), logLevel: logLevel.NOTHING });
-  await createStackTopics({ KAFKA_BROKERS: broker.brokers, TOPIC_PREFIX: topicPrefix, GATEWAY_RULES_FILE: rulesFile, RULES_SIGNING_KEY: env.RULES_SIGNING_KEY });
+  await createStackTopics({ KAFKA_BROKERS: broker.brokers, TOPIC_PREFIX: topicPrefix, GATEWAY_RULES_FILE: rulesFile, RULES_SIGNING_KEY: env.RULES_SIGNING_KEY, ...broker.topicEnv });
   const serviceEnv = { KAFKA_BROKERS: broker.brokers, REDIS_URL: env.REDIS_URL, REDIS_KEY_PREFIX: redisKeyPrefix, TOPIC_PREFIX: topicPrefix, LOG_LEVEL: options.logLevel };
   const logFile = (name: string) => path.join(options.runDir, `${name}.log`);
 

@@ -13,12 +13,17 @@ import { readRulesFile } from '../orchestrator/routing/rules';
 import { commonEnv, parseConfig } from '../runtime/config';
 import { runMain } from '../runtime/lifecycle';
 import { ensureTopics } from './create';
-import { topicSpecs } from './names';
+import { topicSpecs, type TopicLayout } from './names';
 
 const topicsCliEnv = z.object({
   ...signingEnv,
   KAFKA_BROKERS: commonEnv.KAFKA_BROKERS,
   TOPIC_PREFIX: commonEnv.TOPIC_PREFIX,
+  // The topics' layout; the durability check in parseConfig refuses settings that can lose acknowledged messages.
+  KAFKA_REPLICATION_FACTOR: commonEnv.KAFKA_REPLICATION_FACTOR,
+  KAFKA_MIN_INSYNC_REPLICAS: commonEnv.KAFKA_MIN_INSYNC_REPLICAS,
+  KAFKA_DEVELOPMENT_SETUP: commonEnv.KAFKA_DEVELOPMENT_SETUP,
+  PAYMENT_PARTITIONS: commonEnv.PAYMENT_PARTITIONS,
   /** The gateways whose request topics to create: the same seed rules the orchestrator reads. */
   GATEWAY_RULES_FILE: z.string().default('config/gateways.json'),
 });
@@ -28,6 +33,13 @@ export const topicsCliEnvKeys = Object.keys(topicsCliEnv.shape);
 
 export const loadTopicsCliConfig = (env: Record<string, string | undefined>) => parseConfig(topicsCliEnv, env);
 
+/** The topic layout a service's configuration asks for. */
+export const topicLayoutOf = (config: { PAYMENT_PARTITIONS: number; KAFKA_REPLICATION_FACTOR: number; KAFKA_MIN_INSYNC_REPLICAS: number }): TopicLayout => ({
+  paymentPartitions: config.PAYMENT_PARTITIONS,
+  replicationFactor: config.KAFKA_REPLICATION_FACTOR,
+  minInsyncReplicas: config.KAFKA_MIN_INSYNC_REPLICAS,
+});
+
 /** Creates the missing topics and seeds missing rules; resolves with what it created and seeded. */
 export async function createStackTopics(env: Record<string, string | undefined>): Promise<{ created: string[]; seeded: string[] }> {
   const config = loadTopicsCliConfig(env);
@@ -36,7 +48,7 @@ export async function createStackTopics(env: Record<string, string | undefined>)
   await admin.connect();
   let created: string[];
   try {
-    created = await ensureTopics(admin, topicSpecs(config.TOPIC_PREFIX, rules.map((rule) => rule.gatewayId)));
+    created = await ensureTopics(admin, topicSpecs(config.TOPIC_PREFIX, rules.map((rule) => rule.gatewayId), topicLayoutOf(config)));
   } finally {
     await admin.disconnect();
   }

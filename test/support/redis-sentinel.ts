@@ -1,0 +1,185 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+import { freePort } from '../../scripts/processes';
+import { ensureDebianPackages } from './debian';
+import { pollUntil } from './poll';
+
+export const SENTINEL_MASTER = 'pgo';
+
+interface Server {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+export interface OwnedSentinelSet {
+  /** REDIS_URL for the services: the Sentinels, the master name, and the wait for one replica. */
+  url: string;
+  /** The same Redis without the wait (for a benchmark of its cost). */
+  urlWithoutWait: string;
+  /** redis:// URL of the server that is primary now, as the Sentinels see it. */
+  primaryUrl(): Promise<string>;
+  /** SIGKILLs the primary; resolves once the process is gone. Returns its port. */
+  killPrimary(): Promise<number>;
+  /** Resolves once the Sentinels name another primary than `oldPort`. */
+  untilFailover(oldPort: number, timeoutMs?: number): Promise<number>;
+  /** Starts the killed server again; the Sentinels make it a replica of the new primary. Resolves once it replicates. */
+  restart(port: number, timeoutMs?: number): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+const REDIS_SENTINEL = '/usr/bin/redis-sentinel';
+
+/**
+ * A primary, a replica and three Sentinels from Debian's redis-server and
+ * redis-sentinel (installed with the project's own script when missing), on
+ * free ports, with data in a temporary directory: the high-availability
+ * set-up of docs/cluster.md at the size of one test. Failure detection is
+ * fast (down after 1 s) so a failover takes seconds.
+ */
+export async function startSentinelSet(): Promise<OwnedSentinelSet> {
+  await ensureDebianPackages(['redis-server', 'redis-sentinel'], [REDIS_SERVER, REDIS_SENTINEL]);
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgo-test-sentinel-'));
+  const [primaryPort, replicaPort] = [await freePort(), await freePort()];
+  const sentinelPorts = [await freePort(), await freePort(), await freePort()];
+  const servers = new Map<number, Server>();
+
+  const launch = async (name: string, port: number, binary: string, args: string[], ready: string) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    servers.set(port, { name, port, child, exited });
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${name} on ${port} not ready after 15 s:\n${output}`)), 15_000);
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes(ready)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} on ${port} exited with ${code} during start-up:\n${output}`));
+      });
+    });
+  };
+  const serverArgs = (port: number) => {
+    const data = path.join(dir, `redis-${port}`);
+    mkdirSync(data, { recursive: true });
+    return ['--port', String(port), '--bind', '127.0.0.1', '--dir', data, '--appendonly', 'yes', '--save', '', '--daemonize', 'no', '--loglevel', 'notice'];
+  };
+  const startServer = (port: number, replicaOf?: number) =>
+    launch(`redis ${port}`, port, REDIS_SERVER, [...serverArgs(port), ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : [])], 'Ready to accept connections');
+
+  const askSentinels = async (): Promise<number | undefined> => {
+    for (const port of sentinelPorts) {
+      const sentinel = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      try {
+        await sentinel.connect();
+        const answer = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER)) as [string, string] | null;
+        if (answer) return Number(answer[1]);
+      } catch {
+        // Try the next Sentinel.
+      } finally {
+        sentinel.disconnect();
+      }
+    }
+    return undefined;
+  };
+
+  const stopAll = async () => {
+    for (const server of servers.values()) {
+      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
+      await server.exited;
+    }
+  };
+
+  try {
+    await startServer(primaryPort);
+    await startServer(replicaPort, primaryPort);
+    for (const port of sentinelPorts) {
+      // Sentinel rewrites its configuration file (what it learns), so each gets its own.
+      const config = path.join(dir, `sentinel-${port}.conf`);
+      writeFileSync(
+        config,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${primaryPort} 2`,
+          `sentinel down-after-milliseconds ${SENTINEL_MASTER} 1000`,
+          `sentinel failover-timeout ${SENTINEL_MASTER} 10000`,
+          `sentinel parallel-syncs ${SENTINEL_MASTER} 1`,
+          '',
+        ].join('\n'),
+      );
+      await launch(`sentinel ${port}`, port, REDIS_SENTINEL, [config], 'Sentinel ID is');
+    }
+    // Ready when the replica is in sync (a failover needs a replica the Sentinels know).
+    const primary = new Redis({ port: primaryPort, host: '127.0.0.1' });
+    await pollUntil(
+      async () => String(await primary.info('replication')),
+      (info) => /slave0:.*state=online/.test(info),
+      15_000,
+      (info) => `replica not in sync after 15 s:\n${info}`,
+      100,
+    ).finally(() => primary.disconnect());
+  } catch (error) {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+
+  const sentinels = sentinelPorts.map((port) => `127.0.0.1:${port}`).join(',');
+  return {
+    url: `redis-sentinel://${sentinels}/${SENTINEL_MASTER}?waitReplicas=1&waitTimeoutMs=1000`,
+    urlWithoutWait: `redis-sentinel://${sentinels}/${SENTINEL_MASTER}`,
+    async primaryUrl() {
+      const port = await askSentinels();
+      if (!port) throw new Error('no Sentinel names a primary');
+      return `redis://127.0.0.1:${port}`;
+    },
+    async killPrimary() {
+      const port = await askSentinels();
+      const server = port === undefined ? undefined : servers.get(port);
+      if (!server) throw new Error(`the primary (port ${port}) is not a server of this set`);
+      server.child.kill('SIGKILL');
+      await server.exited;
+      return server.port;
+    },
+    untilFailover: (oldPort, timeoutMs = 30_000) =>
+      pollUntil(
+        async () => (await askSentinels()) ?? oldPort,
+        (port) => port !== oldPort,
+        timeoutMs,
+        () => `the Sentinels still name ${oldPort} as primary after ${timeoutMs} ms`,
+        100,
+      ),
+    async restart(port, timeoutMs = 30_000) {
+      // Started as a primary, as a supervisor would; a Sentinel turns it into a replica of the new primary.
+      await startServer(port);
+      const server = new Redis({ port, host: '127.0.0.1' });
+      try {
+        await pollUntil(
+          async () => String(await server.info('replication')),
+          (info) => /role:slave/.test(info) && /master_link_status:up/.test(info),
+          timeoutMs,
+          (info) => `restarted server ${port} is not a replica in sync after ${timeoutMs} ms:\n${info}`,
+          100,
+        );
+      } finally {
+        server.disconnect();
+      }
+    },
+    async dispose() {
+      await stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
