@@ -120,7 +120,8 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     lifecycle.add('health follower', () => health.consumer.disconnect());
 
     // How many partitions the results topic has decides where each payment's answers land (results-partitions.ts).
-    const admin = follow.kafka.admin({ retry: { retries: 0 } });
+    // Few, quick retries: the timeout sweep waits for these answers, and the next sweep asks again anyway.
+    const admin = follow.kafka.admin({ retry: { retries: 2, initialRetryTime: 50, maxRetryTime: 200 } });
     await admin.connect();
     lifecycle.add('kafka admin', () => admin.disconnect());
     const resultsPartitionCount = (await admin.fetchTopicOffsets(topics.gatewayResults)).length;

@@ -41,8 +41,9 @@ export interface ResultsReadProgress {
   refresh(): Promise<number[]>;
   /**
    * How long, in ms, results on a partition may have waited unread as of the
-   * last refresh: 0 when it was read to its end, else now minus its
-   * read-through time. For admission control.
+   * last refresh: now minus its read-through time when the log end showed
+   * results not applied yet; 0 when it was read to its end or Kafka did not
+   * say. For admission control.
    */
   backlogMs(partition: number): number;
 }
@@ -69,7 +70,8 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
   /** The offset after the last one this instance applied, per partition. */
   const position = new Map<number, bigint>();
   let readThrough: number[] = Array.from({ length: partitionCount }, () => 0);
-  let caughtUp: boolean[] = Array.from({ length: partitionCount }, () => false);
+  /** Per partition, whether the last look at the log end found results not yet applied (false when Kafka did not answer). */
+  let behind: boolean[] = Array.from({ length: partitionCount }, () => false);
   let refreshedAt = 0;
 
   /** Partitions read to their log end, and the time before the end was asked for; undefined when Kafka did not answer. */
@@ -125,13 +127,14 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
         if (partition < partitionCount) next[partition] = Number(pairs[index + 1]);
       }
       readThrough = next;
-      if (ends) caughtUp = ends.partitions;
+      // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
+      behind = ends ? ends.partitions.map((caughtUp) => !caughtUp) : behind.map(() => false);
       refreshedAt = clock().getTime();
       return next;
     },
 
     backlogMs(partition) {
-      if (caughtUp[partition]) return 0;
+      if (!behind[partition]) return 0;
       const through = readThrough[partition] ?? 0;
       return through === 0 ? 0 : Math.max(0, refreshedAt - through - allowanceMs);
     },

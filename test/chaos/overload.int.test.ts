@@ -1,0 +1,73 @@
+import Redis from 'ioredis';
+import type { Payment } from '../../orchestrator/state/payment';
+import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, type ChaosStack } from '../support/chaos';
+import { rule } from '../support/stack';
+
+const TIMEOUT_MS = 5_000;
+
+/**
+ * Far more payments offered than one instance can carry, for a while, with
+ * healthy gateways: the orchestrator must refuse the excess at the door
+ * (503 overloaded, nothing written) rather than slow every payment down
+ * until results wait past their deadlines. The clients here do not retry a
+ * 503, so every refusal shows.
+ */
+describe('chaos: overload', () => {
+  let stack: ChaosStack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  test('When payments are offered far beyond capacity, then the excess gets 503 overloaded promptly with nothing written, and every accepted payment succeeds first time within its timeout', async () => {
+    stack = await startChaosStack({
+      rules: [rule('east', { timeoutMs: TIMEOUT_MS }), rule('west', { timeoutMs: TIMEOUT_MS })],
+      sandboxes: { east: { latencyMs: 20 }, west: { latencyMs: 20 } },
+      instances: ['solo'],
+    });
+    const load = stack.startLoad({ perSecond: 600, retryForMs: 0 });
+    await load.untilAccepted(200);
+    // Offered for a while after the first refusal, so the refusals are a steady state, not a blip.
+    await untilRefused(load.answers, 200, 60_000);
+    const { accepted, answers } = await load.stop();
+
+    const refused = answers.filter((answer) => answer.status !== 202);
+    expect(refused.length).toBeGreaterThanOrEqual(200);
+    expect(refused.filter((answer) => answer.status !== 503 || (answer.body as { error?: { code?: string } }).error?.code !== 'overloaded')).toEqual([]);
+    // Promptly: a refusal costs no more than an acceptance, so it is answered about as fast (or within 1 s). Both are timed by the same
+    // clients in the same run (on a shared machine, absolute times say more about the load generator).
+    const median = (times: number[]) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)] ?? Infinity;
+    const refusalMs = median(refused.map((answer) => answer.elapsedMs));
+    const acceptanceMs = median(answers.filter((answer) => answer.status === 202).map((answer) => answer.elapsedMs));
+    process.stderr.write(`overload: refusal median ${refusalMs} ms, acceptance median ${acceptanceMs} ms\n`);
+    expect(refusalMs).toBeLessThanOrEqual(Math.max(1.5 * acceptanceMs, 1_000));
+
+    await expectNothingLost(stack, accepted);
+    expect(await paymentsNotSettledFirstTime(stack, accepted)).toEqual([]);
+    const overDeadline = (await storedDurations(stack, accepted)).filter((ms) => ms > TIMEOUT_MS);
+    expect(overDeadline).toEqual([]);
+  }, 180_000);
+});
+
+async function untilRefused(answers: ReadonlyArray<{ status: number | 'no-answer' }>, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (answers.filter((answer) => answer.status === 503).length < count) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} refusals after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Accept to settling answer of each payment, in ms, from the stored attempts. */
+async function storedDurations(stack: ChaosStack, ids: readonly string[]): Promise<number[]> {
+  const redis = new Redis(stack.env.REDIS_URL ?? '', { keyPrefix: stack.env.REDIS_KEY_PREFIX ?? '' });
+  try {
+    const docs = await Promise.all(ids.map((id) => redis.hget(`payment:${id}`, 'doc')));
+    return docs.flatMap((doc) => {
+      if (!doc) return [];
+      const payment = JSON.parse(doc) as Payment;
+      return [Date.parse(payment.attempts[0]?.completedAt ?? '') - Date.parse(payment.createdAt)];
+    });
+  } finally {
+    redis.disconnect();
+  }
+}
