@@ -134,6 +134,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       redis,
       clock,
       allowanceMs: config.RESULTS_READ_ALLOWANCE_MS,
+      settleMs: config.RESULTS_DISRUPTION_SETTLE_MS,
       logger,
     });
     let readThrough: readonly number[] = [];

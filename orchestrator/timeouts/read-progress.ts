@@ -12,7 +12,7 @@ export const READ_THROUGH_KEY = 'results-read';
 
 export interface ReadProgressDeps {
   /** A connected admin client; the caller owns it. */
-  admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchOffsets'>;
+  admin: Pick<Admin, 'fetchTopicOffsets' | 'fetchOffsets' | 'fetchTopicMetadata'>;
   /** The results consumer group, whose committed offsets prove what was applied. */
   groupId: string;
   topic: string;
@@ -25,6 +25,13 @@ export interface ReadProgressDeps {
    * yet (replication to the in-sync replicas). docs/decisions/0014.
    */
   allowanceMs: number;
+  /**
+   * After the results partitions' leaders or in-sync replicas change, or the
+   * brokers stop answering, deadlines after the last healthy moment wait this
+   * long (ms) past the last sign of trouble: producers (the gateways') retry a
+   * send for up to their longest backoff before their answer can be appended.
+   */
+  settleMs: number;
   logger: Logger;
 }
 
@@ -61,10 +68,13 @@ export interface ResultsReadProgress {
  * - the group's committed offset (or this instance's own position) reached
  *   the log end offset that the broker reported to a request sent at t:
  *   read through t − allowance.
- * A partition nobody reads gains no evidence, so its deadlines wait.
+ * A partition nobody reads gains no evidence, so its deadlines wait. And
+ * while Kafka itself is disrupted (a broker lost, leaders moving, brokers not
+ * answering) and for `settleMs` after, answers may be stuck in the gateways'
+ * producers: deadlines after the last healthy moment wait too.
  */
 export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadProgress {
-  const { admin, groupId, topic, partitionCount, redis, clock, allowanceMs, logger } = deps;
+  const { admin, groupId, topic, partitionCount, redis, clock, allowanceMs, settleMs, logger } = deps;
   /** Highest broker timestamp applied here, per partition, not yet published. */
   const appliedThrough = new Map<number, number>();
   /** The offset after the last one this instance applied, per partition. */
@@ -74,11 +84,36 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
   let behind: boolean[] = Array.from({ length: partitionCount }, () => false);
   let refreshedAt = 0;
 
+  /** Leaders and in-sync replicas of the results partitions at the last look, to notice a broker lost or moved. */
+  let layout: string | undefined;
+  /** When the cluster was last seen healthy and unchanged (epoch ms). */
+  let healthyAt = 0;
+  /** While set: deadlines after `from` wait until `until` (a disruption, docs/decisions/0014). */
+  let hold: { from: number; until: number } | undefined;
+  const disrupted = (asOf: number, why: string) => {
+    if (!hold) logger.warn({ topic, why, holdingDeadlinesAfter: new Date(healthyAt).toISOString() }, 'Kafka disrupted: deadlines after the last healthy moment wait until it settles');
+    hold = { from: hold?.from ?? healthyAt, until: asOf + settleMs };
+  };
+
   /** Partitions read to their log end, and the time before the end was asked for; undefined when Kafka did not answer. */
   const readToEnd = async (): Promise<{ asOf: number; partitions: boolean[] } | undefined> => {
     const asOf = clock().getTime();
     try {
-      const [ends, [committed]] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+      const [ends, [committed], metadata] = await Promise.all([
+        admin.fetchTopicOffsets(topic),
+        admin.fetchOffsets({ groupId, topics: [topic] }),
+        admin.fetchTopicMetadata({ topics: [topic] }),
+      ]);
+      const now = JSON.stringify(
+        (metadata.topics[0]?.partitions ?? []).map(({ partitionId, leader, isr }) => [partitionId, leader, [...isr].sort()]).sort(([a], [b]) => Number(a) - Number(b)),
+      );
+      if (layout !== undefined && now !== layout) disrupted(asOf, 'results partitions changed leader or in-sync replicas');
+      layout = now;
+      if (!hold || asOf > hold.until) {
+        if (hold) logger.info({ topic }, 'Kafka settled: deadlines are acted on again');
+        hold = undefined;
+        healthyAt = asOf;
+      }
       const committedOf = new Map((committed?.partitions ?? []).map(({ partition, offset }) => [partition, BigInt(offset)]));
       const partitions = Array.from({ length: partitionCount }, () => false);
       for (const { partition, high, low } of ends) {
@@ -89,6 +124,7 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
       }
       return { asOf, partitions };
     } catch (error) {
+      disrupted(asOf, 'brokers did not answer');
       logger.warn({ err: error, topic }, 'results log ends not known: deadlines wait for results read instead');
       return undefined;
     }
@@ -126,6 +162,8 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
         const partition = Number(pairs[index]);
         if (partition < partitionCount) next[partition] = Number(pairs[index + 1]);
       }
+      // Answers may still be on their way during and just after a disruption: those deadlines wait.
+      if (hold) for (let partition = 0; partition < partitionCount; partition++) next[partition] = Math.min(next[partition] ?? 0, hold.from);
       readThrough = next;
       // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
       behind = ends ? ends.partitions.map((caughtUp) => !caughtUp) : behind.map(() => false);
