@@ -111,7 +111,7 @@ const payments: DashboardSpec = {
         },
         {
           title: 'Requests refused by reason',
-          description: 'Payment requests refused after validation, per second: no_gateway (422, nobody serves it), gateways_busy (503, breakers open or rate limits spent), idempotency_conflict (422). Unit: requests per second.',
+          description: 'Payment requests refused after validation, per second: no_gateway (422, nobody serves it), gateways_busy (503, breakers open or rate limits spent), idempotency_conflict (422), overloaded (503, the orchestrator is behind: see the platform dashboard). Unit: requests per second.',
           unit: 'reqps',
           targets: [q(`sum by (reason) (rate(payments_rejected_total[${R}]))`, '{{reason}}')],
         },
@@ -192,7 +192,7 @@ const g = 'gateway=~"$gateway"';
 const gateways: DashboardSpec = {
   uid: 'pgo-gateways',
   title: 'Gateways',
-  description: 'One row per gateway: availability, breaker, effective weight, outcomes, success rate, latency and rate-limit skips.',
+  description: 'One row per gateway: availability, breaker, effective weight, outcomes, success rate, latency and rate-limit skips; then answers, dispatches and unreadable results of every gateway.',
   file: 'gateways.json',
   variables: [{ name: 'gateway', label: 'Gateway', query: 'label_values(gateway_available, gateway)' }],
   rows: [
@@ -276,15 +276,19 @@ const gateways: DashboardSpec = {
           title: 'Answers given by the gateway workers',
           description: "The gateway processes' own count of answers, per second, by gateway, outcome and reason (a failure code, or why there was no answer: hang, cancelled, abandoned). Unit: answers per second.",
           unit: 'ops',
-          width: 12,
           targets: [q(`sum by (gateway, outcome, reason) (rate(gateway_attempts_answered_total{${g}}[${R}]))`, '{{gateway}} {{outcome}} {{reason}}')],
         },
         {
           title: 'Attempts dispatched',
           description: 'Attempts sent to each gateway per second, first attempts and failovers. Unit: attempts per second.',
           unit: 'ops',
-          width: 12,
           targets: [q(`sum by (gateway, attempt) (rate(payment_attempts_dispatched_total{${g}}[${R}]))`, '{{gateway}} {{attempt}}')],
+        },
+        {
+          title: 'Unreadable results (last hour)',
+          description: "Results that named a known attempt but whose outcome could not be read, in the last hour, by gateway: each was dead-lettered as unreadable-result and the gateway asked to cancel; the payment waits for the cancel's answer or a person (what GatewayResultsUnreadable pages for). Unit: results.",
+          unit: 'short',
+          targets: [q(`sum by (gateway) (increase(gateway_results_unreadable_total{${g}}[1h]))`, '{{gateway}}')],
         },
       ],
     },
@@ -294,7 +298,7 @@ const gateways: DashboardSpec = {
 const platform: DashboardSpec = {
   uid: 'pgo-platform',
   title: 'Kafka, Redis and services',
-  description: 'Consumer lag, dead letters, Kafka traffic, Redis command latency, HTTP and process metrics of every service, and the alerts sent.',
+  description: "Consumer lag, dead letters, Kafka traffic, the orchestrator's own backlog (admission, held deadlines, results read lag), Redis command latency, HTTP and process metrics of every service, and the alerts sent.",
   file: 'platform.json',
   rows: [
     {
@@ -336,6 +340,45 @@ const platform: DashboardSpec = {
           description: 'Messages published to Kafka per second, by topic. Unit: messages per second.',
           unit: 'ops',
           targets: [q(`sum by (topic) (rate(kafka_messages_produced_total[${R}]))`, '{{topic}}')],
+        },
+      ],
+    },
+    {
+      title: 'Orchestrator backlog and admission',
+      panels: [
+        {
+          title: 'Payments refused as overloaded',
+          description: 'POST /v1/payments answered 503 overloaded at once (Retry-After set, nothing written), per second, by the signal that was over its bound: results-backlog or event-loop-delay. Sustained refusals are what OrchestratorOverloaded watches. Unit: requests per second.',
+          unit: 'reqps',
+          targets: [q(`sum by (signal) (rate(payments_refused_overloaded_total[${R}]))`, '{{signal}}')],
+        },
+        {
+          title: 'Admission signals by instance',
+          description: 'Each orchestrator instance\'s admission signals: results-backlog (how long results may have waited unread on the results partitions it reads; 0 when read to their end) and event-loop-delay (p99 over the last sample). New payments get 503 overloaded above ADMISSION_MAX_RESULTS_BACKLOG_MS (1 s) and ADMISSION_MAX_EVENT_LOOP_DELAY_MS (0.25 s). Unit: seconds.',
+          unit: 's',
+          targets: [q('max by (signal, instance) (orchestrator_backlog_seconds)', '{{signal}} {{instance}}')],
+        },
+        {
+          title: 'Deadlines held',
+          description: 'Attempt deadlines passed on the clock but held because their results partition has not been read past them yet: the orchestrator\'s own lag, never counted against a gateway. A few for a fraction of a second is normal; a lasting count means payments wait for us (DeadlinesHeld). Shared state, the same on every instance. Unit: deadlines.',
+          unit: 'short',
+          min: 0,
+          targets: [q('max(payment_deadlines_held)', 'held')],
+        },
+        {
+          title: 'Results read lag by partition',
+          description: 'Per gateway.results partition, now minus the time up to which every result on it has been applied (as of the last timeout sweep). Grows while nobody reads the partition (an instance dead before the rebalance, a stuck consumer), and its deadlines wait meanwhile; above 30 s for a minute is ResultsPartitionUnread. Unit: seconds.',
+          unit: 's',
+          width: 12,
+          min: 0,
+          targets: [q('max by (partition) (results_read_lag_seconds)', 'partition {{partition}}')],
+        },
+        {
+          title: 'Deadlines extended',
+          description: "Attempt deadlines moved later because the attempt's request reached Kafka late (a broker outage, a crash before the send, a publish backlog), per second: the gateway's time starts when it can see the request. Unit: deadlines per second.",
+          unit: 'ops',
+          width: 12,
+          targets: [q(`sum(rate(payment_deadlines_extended_total[${R}]))`, 'extended')],
         },
       ],
     },
