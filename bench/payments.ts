@@ -30,8 +30,8 @@ const serves = (rule: GatewayRule, route: Route) =>
   rule.regions.includes(route.region) &&
   rule.paymentTypes.includes(route.type) &&
   rule.currencies.includes(route.currency) &&
-  BigInt(rule.minAmount ?? '1') <= MIN_AMOUNT &&
-  (rule.maxAmount === undefined || BigInt(rule.maxAmount) >= MAX_AMOUNT);
+  BigInt(rule.amountBounds?.[route.currency]?.min ?? '1') <= MIN_AMOUNT &&
+  BigInt(rule.amountBounds?.[route.currency]?.max ?? MAX_AMOUNT) >= MAX_AMOUNT;
 
 /**
  * Every (type, region, currency) that at least `minGateways` rules serve for

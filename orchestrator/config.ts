@@ -43,8 +43,18 @@ const orchestratorEnv = z.object({
   /** Outcomes needed in the window before a breaker may open. */
   BREAKER_VOLUME_THRESHOLD: positiveInt(5),
   BREAKER_WINDOW_MS: positiveInt(10_000),
-  /** How long a breaker stays open before a half-open trial. */
+  /** How long a breaker stays open before a half-open trial: the first ejection's length, in ms (the n-th lasts n times this). */
   BREAKER_RESET_TIMEOUT_MS: positiveInt(5_000),
+  /** Technical failures (timeouts, retryable errors) in a row that eject a gateway, at any traffic rate; 0 turns it off. */
+  OUTLIER_CONSECUTIVE_FAILURES: z.coerce.number().int().min(0).max(1_000).default(3),
+  /** The longest ejection, in ms: ejections in a row grow by BREAKER_RESET_TIMEOUT_MS each up to this. */
+  OUTLIER_MAX_EJECTION_MS: positiveInt(60_000),
+  /** Percent of a region's enabled, available gateways consecutive failures may eject at once (never all of them). */
+  OUTLIER_MAX_EJECTION_PERCENT: z.coerce.number().min(0).max(100).default(50),
+  /** Outcomes (answers and timeouts) per gateway the health weights are computed over: a count, not a time window. */
+  HEALTH_WINDOW_OUTCOMES: positiveInt(20),
+  /** The lowest health factor on a rule weight (0–1), so a degraded gateway keeps a trickle to prove it healed. */
+  HEALTH_WEIGHT_FLOOR: z.coerce.number().min(0).max(1).default(0.1),
   /** The window of the per-gateway outcome counts reported to the back office (its "recent success rate"). */
   GATEWAY_STATS_WINDOW_MS: positiveInt(5 * 60_000),
   /** How often each instance reports those counts. */

@@ -17,8 +17,7 @@ import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
 import { createAcceptPayment } from './dispatch/accept';
 import { createEffects } from './dispatch/effects';
 import { createOutboxSender } from './dispatch/outbox';
-import { createBreakers } from './health/breakers';
-import { createHealthWeights } from './health/weights';
+import { createGatewayHealth } from './health/gateway-health';
 import { createOrchestratorMetrics, registerGatewayGauges, registerStateGauges } from './metrics';
 import { createOutcomeApplier } from './results/apply-outcome';
 import { createAttemptStats } from './health/attempt-stats';
@@ -97,17 +96,34 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
         logger.error({ err: error, gatewayId, breaker }, 'could not publish breaker state');
       });
     };
-    const breakers = createBreakers(
+    // One health model per gateway: breaker, consecutive-failure ejection and weights (health/gateway-health.ts).
+    const gatewayHealth = createGatewayHealth(
       {
-        errorThresholdPercentage: config.BREAKER_ERROR_THRESHOLD_PERCENT,
-        volumeThreshold: config.BREAKER_VOLUME_THRESHOLD,
-        rollingWindowMs: config.BREAKER_WINDOW_MS,
-        resetTimeoutMs: config.BREAKER_RESET_TIMEOUT_MS,
+        breaker: {
+          errorThresholdPercentage: config.BREAKER_ERROR_THRESHOLD_PERCENT,
+          volumeThreshold: config.BREAKER_VOLUME_THRESHOLD,
+          rollingWindowMs: config.BREAKER_WINDOW_MS,
+          resetTimeoutMs: config.BREAKER_RESET_TIMEOUT_MS,
+        },
+        outlier: {
+          consecutiveFailures: config.OUTLIER_CONSECUTIVE_FAILURES,
+          maxEjectionMs: config.OUTLIER_MAX_EJECTION_MS,
+          maxEjectionPercent: config.OUTLIER_MAX_EJECTION_PERCENT,
+        },
+        weights: { windowOutcomes: config.HEALTH_WINDOW_OUTCOMES, floor: config.HEALTH_WEIGHT_FLOOR },
       },
-      publishHealth,
-      logger,
+      {
+        onChange: (gatewayId, state, change) => {
+          metrics.healthTransitions.inc({ gateway: gatewayId, state, reason: change.reason });
+          publishHealth(gatewayId, state);
+        },
+        onEjectionSuppressed: (gatewayId) => metrics.ejectionsSuppressed.inc({ gateway: gatewayId }),
+        rules: () => ruleBook.rules(),
+        logger,
+      },
     );
-    lifecycle.add('breakers', () => breakers.shutdown());
+    const breakers = gatewayHealth;
+    lifecycle.add('breakers', () => gatewayHealth.shutdown());
     const health = await followCompactedTopic({
       ...follow,
       topic: topics.gatewayHealth,
@@ -141,15 +157,15 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     /** Results partitions this instance reads now (its share of the consumer group); set once the consumer starts. */
     let ownedPartitions = (): readonly number[] => [];
 
-    const healthWeights = createHealthWeights();
+    const healthWeights = gatewayHealth;
     const attemptStats = createAttemptStats(config.GATEWAY_STATS_WINDOW_MS);
-    registerGatewayGauges(registry, { ruleBook, breakers, healthWeights });
+    registerGatewayGauges(registry, { ruleBook, health: gatewayHealth });
     registerStateGauges(registry, redis, { partitionCount: resultsPartitionCount, readThrough: () => readThrough });
     const router = createRouter({
       ruleBook,
       breakers,
       healthWeights,
-      rateLimiter: createRateLimiter(redis, clock),
+      rateLimiter: createRateLimiter(redis, randomUUID),
       random,
       clock,
     });
@@ -166,8 +182,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       effects,
       outbox,
       router,
-      breakers,
-      healthWeights,
+      health: gatewayHealth,
       attemptStats,
       metrics,
       logger,
@@ -261,8 +276,10 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
             rulesVersion: ruleBook.version(),
             gateways: ruleBook.rules().map((rule) => ({
               ...rule,
-              breaker: breakers.stateOf(rule.gatewayId),
-              effectiveWeight: healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs),
+              breaker: gatewayHealth.stateOf(rule.gatewayId),
+              effectiveWeight: gatewayHealth.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs),
+              // Why the gateway is (or is not) in selection, and what its weight is computed from.
+              health: gatewayHealth.explain(rule.gatewayId, rule.timeoutMs),
             })),
           }),
         });

@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Redis } from '../runtime/redis';
-import type { Breakers } from './health/breakers';
-import type { HealthWeights } from './health/weights';
+import type { GatewayHealth } from './health/gateway-health';
 import type { RuleBook } from './routing/rules';
 import { deadlinesKey } from './state/store';
 
@@ -126,6 +125,19 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       registers: [registry],
       collect: zeroFor(gatewayIds),
     }),
+    healthTransitions: new Counter({
+      name: 'gateway_health_transitions_total',
+      help: "Gateway health state changes made by this instance, by new state and reason (health/gateway-health.ts's ChangeReason)",
+      labelNames: ['gateway', 'state', 'reason'],
+      registers: [registry],
+    }),
+    ejectionsSuppressed: new Counter({
+      name: 'gateway_ejections_suppressed_total',
+      help: "Ejections by consecutive failures refused because the gateway's region was at its ejection cap",
+      labelNames: ['gateway'],
+      registers: [registry],
+      collect: zeroFor(gatewayIds),
+    }),
   };
 }
 export type OrchestratorMetrics = ReturnType<typeof createOrchestratorMetrics>;
@@ -133,8 +145,10 @@ export type OrchestratorMetrics = ReturnType<typeof createOrchestratorMetrics>;
 const BREAKER_STATE_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 /** Per-gateway gauges read at scrape time from the live state, so they never drift from it. */
-export function registerGatewayGauges(registry: Registry, deps: { ruleBook: RuleBook; breakers: Breakers; healthWeights: HealthWeights }): void {
-  const { ruleBook, breakers, healthWeights } = deps;
+export function registerGatewayGauges(registry: Registry, deps: { ruleBook: RuleBook; health: GatewayHealth }): void {
+  const { ruleBook, health } = deps;
+  const breakers = health;
+  const healthWeights = health;
   new Gauge({
     name: 'gateway_breaker_state',
     help: 'Circuit breaker state per gateway: 0 closed, 1 half-open, 2 open',
@@ -163,6 +177,39 @@ export function registerGatewayGauges(registry: Registry, deps: { ruleBook: Rule
     collect() {
       this.reset();
       for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs));
+    },
+  });
+  new Gauge({
+    name: 'gateway_consecutive_failures',
+    help: 'Technical failures in a row of each closed gateway, as this instance saw them (ejected at the configured count)',
+    labelNames: ['gateway'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, health.explain(rule.gatewayId, rule.timeoutMs).consecutiveFailures);
+    },
+  });
+  new Gauge({
+    name: 'gateway_window_success_ratio',
+    help: 'Technical success share of the last outcomes (count window) health weights are computed from',
+    labelNames: ['gateway'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of ruleBook.rules()) this.set({ gateway: rule.gatewayId }, health.explain(rule.gatewayId, rule.timeoutMs).window.successRate);
+    },
+  });
+  new Gauge({
+    name: 'gateway_window_latency_seconds',
+    help: "Mean gateway latency (dispatch to the answer's broker time) of the last answers health weights are computed from",
+    labelNames: ['gateway'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const rule of ruleBook.rules()) {
+        const latencyMs = health.explain(rule.gatewayId, rule.timeoutMs).window.meanLatencyMs;
+        if (latencyMs !== null) this.set({ gateway: rule.gatewayId }, latencyMs / 1000);
+      }
     },
   });
 }

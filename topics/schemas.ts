@@ -94,6 +94,10 @@ export const paymentStatusChanged = envelope('payment.status').extend({
 });
 export type PaymentStatusChanged = z.infer<typeof paymentStatusChanged>;
 
+/** Inclusive bounds of a payment amount in one currency, in its minor units. */
+export const amountBound = z.object({ min: amountMinor.optional(), max: amountMinor.optional() });
+export type AmountBound = z.infer<typeof amountBound>;
+
 /** Back office → orchestrators: the routing rules of one gateway (compacted by gateway id). */
 export const gatewayRule = z.object({
   gatewayId: ids.gatewayId,
@@ -101,8 +105,14 @@ export const gatewayRule = z.object({
   regions: z.array(z.union([region, z.literal('*')])).min(1),
   paymentTypes: z.array(paymentType).min(1),
   currencies: z.array(currency).min(1),
-  minAmount: amountMinor.optional(),
-  maxAmount: amountMinor.optional(),
+  /**
+   * Inclusive amount bounds per currency, in that currency's minor units
+   * (`{"EUR": {"min": "100", "max": "100000000"}, "JPY": {...}}`): one number
+   * means very different sums in different currencies. The back office
+   * refuses a rule that serves a currency without a bound for it; a rule
+   * that reached the topic another way is unbounded in such a currency.
+   */
+  amountBounds: z.record(currency, amountBound).optional(),
   weight: z.number().int().min(0).max(1000),
   timeoutMs: z.number().int().min(100).max(600_000),
   /**
@@ -116,7 +126,10 @@ export const gatewayRule = z.object({
       withdrawal: z.enum(['failover', 'cancel-first']).default('cancel-first'),
     })
     .default({ deposit: 'failover', withdrawal: 'cancel-first' }),
-  /** Burst budget shared by all orchestrator instances; a gateway over it is skipped, not failed. */
+  /**
+   * At most this many attempts in any rolling second, shared by all orchestrator instances (a sliding-window
+   * log in Redis); a gateway over it is skipped, not failed.
+   */
   rateLimitPerSecond: z.number().int().positive().max(1_000_000).optional(),
   available: z.boolean(),
   unavailableReason: z.string().max(200).optional(),

@@ -6,6 +6,7 @@ import { parseOr400 } from '../../runtime/http';
 import { ids } from '../../topics/envelope';
 import { gatewayRule } from '../../topics/schemas';
 import { regionWarnings, type RuleCommand, type RuleEntry } from '../rules/decide';
+import { amountBoundIssues } from '../rules/validate';
 import type { AuditTrail, HealthView, RuleView, SuccessRates } from '../rules/view';
 import type { RuleWriter } from '../rules/writer';
 
@@ -17,9 +18,7 @@ export const ruleBody = gatewayRule
   .omit({ gatewayId: true })
   .strict()
   .superRefine((rule, ctx) => {
-    if (rule.minAmount !== undefined && rule.maxAmount !== undefined && BigInt(rule.minAmount) > BigInt(rule.maxAmount)) {
-      ctx.addIssue({ code: 'custom', path: ['maxAmount'], message: 'must not be below minAmount' });
-    }
+    for (const issue of amountBoundIssues(rule)) ctx.addIssue({ code: 'custom', ...issue });
     if (rule.available && rule.unavailableReason !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['unavailableReason'], message: 'only an unavailable gateway has a reason' });
     }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ErrorBody } from '../../runtime/http';
 import { amountMinor, currency, ids, paymentType, region } from '../../topics/envelope';
 import { gatewayRule, paymentStatus, type GatewayRule } from '../../topics/schemas';
-import type { BreakerState } from '../health/breakers';
+import type { BreakerState, ChangeReason, HealthExplanation } from '../health/gateway-health';
 import type { ExclusionReason, RoutingDecision } from '../routing/select';
 import type { Attempt, AttemptStatus, Payment } from '../state/payment';
 
@@ -161,6 +161,47 @@ export const reviewList = z
 
 const breakerStates = ['closed', 'open', 'half-open'] as const satisfies readonly BreakerState[];
 
+const changeReasons = [
+  'initial',
+  'consecutive-failures',
+  'failure-rate',
+  'trial-failed',
+  'trial-succeeded',
+  'ejection-over',
+  'remote',
+] as const satisfies readonly ChangeReason[];
+
+const healthChange = z
+  .object({
+    state: z.enum(breakerStates),
+    reason: z.enum(changeReasons).meta({ description: 'Why the state changed (see docs/architecture.md, Gateway health)' }),
+    at: z.string().meta({ description: 'When it changed (ISO 8601)' }),
+    ejectedUntil: z.string().optional().meta({ description: 'For open: when a half-open trial becomes possible (ISO 8601)' }),
+    ejections: z.number().int().meta({ description: 'Ejections in a row, this one included; each lasts longer, up to a cap' }),
+    detail: z.string().meta({ description: 'The change in one sentence' }),
+  })
+  .meta({ id: 'HealthChange' });
+
+const healthExplanation = z
+  .object({
+    state: z.enum(breakerStates),
+    lastChange: healthChange,
+    consecutiveFailures: z.number().int().meta({ description: 'Technical failures in a row while closed; the gateway is ejected at the configured count' }),
+    ejectionSuppressed: z
+      .object({ at: z.string(), region: z.string(), detail: z.string() })
+      .optional()
+      .meta({ description: "Set while an ejection is refused because the region's ejection cap is reached" }),
+    window: z
+      .object({
+        outcomes: z.number().int().meta({ description: 'Outcomes held in the count window (the last N)' }),
+        successRate: z.number().meta({ description: 'Technical success share of those outcomes, 0–1' }),
+        meanLatencyMs: z.number().nullable().meta({ description: "Mean gateway latency of those answers (dispatch to the answer's broker time), in ms" }),
+      })
+      .meta({ description: 'The last N outcomes the health factor is computed from' }),
+    factor: z.number().meta({ description: 'Multiplier on the rule weight from the window (floor–1)' }),
+  })
+  .meta({ id: 'GatewayHealth', description: "This instance's health model of the gateway: state, why, the failure streak and the weighting window" });
+
 /** A gateway's rule as in force (defaults applied), with its live health. */
 export const routingGateway = gatewayRule
   .extend({
@@ -171,6 +212,7 @@ export const routingGateway = gatewayRule
     }),
     breaker: z.enum(breakerStates).meta({ description: "This instance's circuit breaker state for the gateway" }),
     effectiveWeight: z.number().meta({ description: 'The rule weight after health-aware down-weighting' }),
+    health: healthExplanation,
   })
   .meta({ id: 'RoutingGateway' });
 
@@ -196,6 +238,7 @@ export interface ReviewList {
 export interface RoutingGateway extends GatewayRule {
   breaker: BreakerState;
   effectiveWeight: number;
+  health: HealthExplanation;
 }
 export interface RoutingView {
   instance: string;

@@ -1,6 +1,7 @@
 import { ruleBuilder } from '../test-fixtures';
 import { createRouter, type Router } from '../routing/router';
 import { createRuleBook } from '../routing/rules';
+import type { TakeResult } from '../routing/rate-limit';
 import type { RoutingDecision } from '../routing/select';
 import { createPayment, decide, type Attempt, type Decision, type DecisionContext, type Effect, type Payment } from '../state/payment';
 import { decideWithinBudget } from './budget';
@@ -119,7 +120,7 @@ const rule = ruleBuilder({ rateLimitPerSecond: 10 });
 interface Stack {
   router: Router;
   context: DecisionContext;
-  take: jest.Mock<Promise<boolean>, [string, number]>;
+  take: jest.Mock<Promise<TakeResult>, [string, number]>;
   /** Gateways whose breaker trial was released (given back after a refusal), in order. */
   released: string[];
 }
@@ -135,7 +136,7 @@ interface Stack {
 function stack(spent: ReadonlySet<string>, maxAttempts = 5, trialLost: ReadonlySet<string> = new Set()): Stack {
   const released: string[] = [];
   const trialHeldElsewhere = new Set<string>();
-  const take = jest.fn(async (gatewayId: string, _perSecond: number) => !spent.has(gatewayId));
+  const take = jest.fn(async (gatewayId: string, _perSecond: number): Promise<TakeResult> => (spent.has(gatewayId) ? { taken: false, retryAfterMs: 500 } : { taken: true }));
   const router = createRouter({
     ruleBook: createRuleBook([rule('gw-a'), rule('gw-b'), rule('gw-c')]),
     breakers: {

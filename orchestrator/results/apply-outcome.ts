@@ -6,8 +6,7 @@ import type { OutboxSender } from '../dispatch/outbox';
 import { decideWithinBudget } from '../dispatch/budget';
 import type { Router } from '../routing/router';
 import type { OrchestratorMetrics } from '../metrics';
-import type { Breakers } from '../health/breakers';
-import type { HealthWeights } from '../health/weights';
+import type { GatewayHealth } from '../health/gateway-health';
 import type { AttemptStats } from '../health/attempt-stats';
 import { classifyFailure } from '../state/reasons';
 
@@ -17,8 +16,8 @@ export interface ApplyOutcomeDeps {
   outbox: OutboxSender;
   router: Router;
   decisionContext: DecisionContext;
-  breakers: Pick<Breakers, 'record'>;
-  healthWeights: Pick<HealthWeights, 'observe'>;
+  /** The gateway health model (breaker, outlier ejection and weights: health/gateway-health.ts). */
+  health: Pick<GatewayHealth, 'record'>;
   attemptStats: Pick<AttemptStats, 'record'>;
   metrics: OrchestratorMetrics;
   logger: Logger;
@@ -75,9 +74,9 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
 }
 export type OutcomeApplier = ReturnType<typeof createOutcomeApplier>;
 
-/** Feeds breakers, health weights, attempt stats and metrics from an outcome that changed the payment. */
+/** Feeds the gateway health model, attempt stats and metrics from an outcome that changed the payment. */
 function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt: Attempt, outcome: Outcome): void {
-  const { breakers, healthWeights, attemptStats, metrics } = deps;
+  const { health, attemptStats, metrics } = deps;
   const gateway = attempt.gatewayId;
   // The gateway's time: dispatch to when its answer reached Kafka (results/consumer.ts answeredAt), so time the
   // answer spent waiting for us to read it is never charged to the gateway.
@@ -86,8 +85,8 @@ function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt:
   if (outcome.kind === 'success' || outcome.kind === 'failure' || (outcome.kind === 'timeout' && answered)) {
     const technicalFailure = outcome.kind === 'timeout' || (outcome.kind === 'failure' && classifyFailure(outcome.reasonCode) === 'retryable');
     // A late answer still says the gateway works (or not), so it feeds health; only the first timeout counts as one.
-    breakers.record(gateway, technicalFailure ? 'technical-failure' : 'ok');
-    healthWeights.observe(gateway, !technicalFailure, outcome.kind === 'timeout' ? undefined : latencyMs);
+    // A timeout has no latency to give: it counts as a failure (in the streak and the window), not as slowness.
+    health.record(gateway, technicalFailure ? 'technical-failure' : 'ok', outcome.kind === 'timeout' ? undefined : latencyMs);
     if (outcome.kind !== 'timeout') metrics.resultLatency.observe({ gateway }, latencyMs / 1000);
     const outcomeClass = outcome.kind === 'failure' ? classifyFailure(outcome.reasonCode) : outcome.kind;
     metrics.attemptOutcomes.inc({ gateway, outcome: outcomeClass });

@@ -1,6 +1,5 @@
 import type { PaymentType } from '../state/payment';
-import type { Breakers } from '../health/breakers';
-import type { HealthWeights } from '../health/weights';
+import type { GatewayHealth } from '../health/gateway-health';
 import type { RateLimiter } from './rate-limit';
 import { DEFAULT_TIMEOUT_MS, type RuleBook } from './rules';
 import { selectGateway, type RoutablePayment, type RoutingDecision } from './select';
@@ -14,8 +13,8 @@ export interface Router {
    * Claims what dispatching to the chosen gateway needs: its half-open trial,
    * if its breaker is half-open, and a unit of its shared burst budget. False
    * means one of them is not to be had: the gateway is then excluded (as
-   * circuit-open, or as rate-limited for the rest of this second) and the
-   * caller routes again.
+   * circuit-open, or as rate-limited until a unit of its budget is free again)
+   * and the caller routes again.
    */
   reserve(gatewayId: string): Promise<boolean>;
   timeoutMsOf(gatewayId: string): number;
@@ -24,8 +23,8 @@ export interface Router {
 
 export interface RouterDeps {
   ruleBook: RuleBook;
-  breakers: Pick<Breakers, 'admits' | 'stateOf' | 'tryAcquireTrial' | 'releaseTrial'>;
-  healthWeights: Pick<HealthWeights, 'effectiveWeight'>;
+  breakers: Pick<GatewayHealth, 'admits' | 'stateOf' | 'tryAcquireTrial' | 'releaseTrial'>;
+  healthWeights: Pick<GatewayHealth, 'effectiveWeight'>;
   rateLimiter: RateLimiter;
   random: () => number;
   clock: () => Date;
@@ -38,9 +37,9 @@ export interface RouterDeps {
  * when its gateway has a limit and none when it has not.
  */
 export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, random, clock }: RouterDeps): Router {
-  const spentUntilSecond = new Map<string, number>();
-  const currentSecond = () => Math.floor(clock().getTime() / 1000);
-  const isSpent = (gatewayId: string) => spentUntilSecond.get(gatewayId) === currentSecond();
+  /** Epoch ms until which a gateway's shared budget is known spent: the limiter said when its oldest unit frees. */
+  const spentUntil = new Map<string, number>();
+  const isSpent = (gatewayId: string) => (spentUntil.get(gatewayId) ?? 0) > clock().getTime();
   const timeoutMsOf = (gatewayId: string) => ruleBook.ruleOf(gatewayId)?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
 
   return {
@@ -61,10 +60,12 @@ export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, r
       const claimsTrial = breakers.stateOf(gatewayId) === 'half-open';
       if (!breakers.tryAcquireTrial(gatewayId, clock().getTime(), timeoutMsOf(gatewayId) + 1_000)) return false;
       const limit = ruleBook.ruleOf(gatewayId)?.rateLimitPerSecond;
-      if (limit === undefined || (await rateLimiter.take(gatewayId, limit))) return true;
+      if (limit === undefined) return true;
+      const taken = await rateLimiter.take(gatewayId, limit);
+      if (taken.taken) return true;
       // Only a trial this call claimed: the breaker may have changed while the budget was asked.
       if (claimsTrial) breakers.releaseTrial(gatewayId);
-      spentUntilSecond.set(gatewayId, currentSecond());
+      spentUntil.set(gatewayId, clock().getTime() + taken.retryAfterMs);
       return false;
     },
   };

@@ -1,7 +1,7 @@
 import type { GatewayRule, RuleChanged } from '../../topics/schemas';
 import { validRule as rule } from '../test-fixtures';
 import type { PaymentType } from '../state/payment';
-import type { RateLimiter } from './rate-limit';
+import type { RateLimiter, TakeResult } from './rate-limit';
 import { createRouter, type Router } from './router';
 import { DEFAULT_TIMEOUT_MS, createRuleBook, type MutableRuleBook } from './rules';
 import type { RoutablePayment } from './select';
@@ -11,6 +11,8 @@ const NONE: ReadonlySet<string> = new Set();
 
 /** 12:00:00.000, and a clock tests move by hand. */
 const T0 = Date.parse('2024-05-01T12:00:00.000Z');
+/** When the limiter says a refused gateway's oldest logged attempt leaves its window. */
+const RETRY_AFTER_MS = 750;
 
 interface Harness {
   router: Router;
@@ -21,9 +23,9 @@ interface Harness {
   trialRefused: Set<string>;
   /** Health factor per gateway (1 when absent); effective weight = rule weight × factor. */
   health: Map<string, number>;
-  /** What the shared limiter answers per gateway (true when absent). */
+  /** What the shared limiter answers per gateway (true when absent); a refusal frees a unit after RETRY_AFTER_MS. */
   budget: Map<string, boolean>;
-  take: jest.Mock<Promise<boolean>, [string, number]>;
+  take: jest.Mock<Promise<TakeResult>, [string, number]>;
   admits: jest.Mock<boolean, [string, number]>;
   tryAcquireTrial: jest.Mock<boolean, [string, number, number]>;
   releaseTrial: jest.Mock<void, [string]>;
@@ -42,9 +44,9 @@ function harness(rules: GatewayRule[]): Harness {
   const health = new Map<string, number>();
   const budget = new Map<string, boolean>();
   const calls: string[] = [];
-  const take = jest.fn(async (gatewayId: string, _perSecond: number) => {
+  const take = jest.fn(async (gatewayId: string, _perSecond: number): Promise<TakeResult> => {
     calls.push(`take:${gatewayId}`);
-    return budget.get(gatewayId) ?? true;
+    return (budget.get(gatewayId) ?? true) ? { taken: true } : { taken: false, retryAfterMs: RETRY_AFTER_MS };
   });
   const admits = jest.fn((gatewayId: string, _nowMs: number) => !notAdmitted.has(gatewayId));
   const tryAcquireTrial = jest.fn((gatewayId: string, _nowMs: number, _holdMs: number) => {
@@ -296,16 +298,16 @@ describe('router.reserve: shared burst budget', () => {
     expect(decision.excluded).toEqual([{ gatewayId: 'gw-a', reason: 'rate-limited' }]);
   });
 
-  test('When a gateway was refused budget, then it stays excluded for the rest of that second and is eligible again from the next one', async () => {
+  test('When a gateway was refused budget, then it stays excluded until the limiter said a unit frees, and is eligible again from then', async () => {
     const { router, budget, setTime } = harness([rule('gw-a', { rateLimitPerSecond: 10 })]);
     setTime(T0 + 250);
     budget.set('gw-a', false);
     await router.reserve('gw-a');
 
-    setTime(T0 + 999);
+    setTime(T0 + 250 + RETRY_AFTER_MS - 1);
     expect(router.route(euDeposit, NONE)).toMatchObject({ chosen: null, excluded: [{ gatewayId: 'gw-a', reason: 'rate-limited' }] });
 
-    setTime(T0 + 1_000);
+    setTime(T0 + 250 + RETRY_AFTER_MS);
     expect(router.route(euDeposit, NONE)).toMatchObject({ chosen: 'gw-a', excluded: [] });
   });
 

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { gatewayRule, type GatewayRule, type RuleChanged } from '../../topics/schemas';
+// The back office's own check, so the seed file is held to what an operator could publish.
+import { amountBoundIssues } from '../../backoffice/rules/validate';
 
 /** The rules in force, and a version that attempts record so a decision can be explained later. */
 export interface RuleBook {
@@ -36,9 +38,20 @@ export function createRuleBook(initial: readonly GatewayRule[] = []) {
 }
 export type MutableRuleBook = ReturnType<typeof createRuleBook>;
 
-/** Reads and validates a JSON file of gateway rules; a bad file stops start-up naming the entry. */
+/**
+ * Reads and validates a JSON file of gateway rules (the seed rules, published without the back office); a bad
+ * file stops start-up naming the entry. It is held to what the back office would accept of amount bounds, so
+ * seeding cannot publish a rule that serves a currency without a bound.
+ */
 export function readRulesFile(path: string): GatewayRule[] {
-  const parsed = z.array(gatewayRule).safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  const parsed = z
+    .array(gatewayRule)
+    .superRefine((rules, ctx) => {
+      rules.forEach((rule, index) => {
+        for (const issue of amountBoundIssues(rule)) ctx.addIssue({ code: 'custom', path: [index, ...issue.path], message: issue.message });
+      });
+    })
+    .safeParse(JSON.parse(readFileSync(path, 'utf8')));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`rules file ${path}: ${issue?.path.join('.')}: ${issue?.message}`);

@@ -47,9 +47,11 @@ function ruleExclusion(payment: RoutablePayment, rule: GatewayRule): ExclusionRe
   if (!rule.regions.includes('*') && !rule.regions.includes(payment.region)) return 'region';
   if (!rule.paymentTypes.includes(payment.type)) return 'payment-type';
   if (!rule.currencies.includes(payment.currency)) return 'currency';
+  // The payment's own currency's bound: minor units mean different sums in different currencies.
+  const bound = rule.amountBounds?.[payment.currency];
   const amount = BigInt(payment.amount);
-  if (rule.minAmount !== undefined && amount < BigInt(rule.minAmount)) return 'below-min-amount';
-  if (rule.maxAmount !== undefined && amount > BigInt(rule.maxAmount)) return 'above-max-amount';
+  if (bound?.min !== undefined && amount < BigInt(bound.min)) return 'below-min-amount';
+  if (bound?.max !== undefined && amount > BigInt(bound.max)) return 'above-max-amount';
   if (!rule.enabled) return 'disabled';
   if (!rule.available) return 'unavailable';
   return undefined;

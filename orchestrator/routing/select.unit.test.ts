@@ -45,14 +45,14 @@ describe('selectGateway: which gateways are eligible', () => {
   });
 
   test("When the amount is below the gateway's minimum, then it is excluded for 'below-min-amount', and the minimum itself is served", () => {
-    const gateway = rule('min', { minAmount: '500' });
+    const gateway = rule('min', { amountBounds: { EUR: { min: '500' } } });
     expect(reasonFor({ ...euDeposit, amount: '499' }, gateway)).toBe('below-min-amount');
     expect(reasonFor({ ...euDeposit, amount: '500' }, gateway)).toBeUndefined();
     expect(reasonFor({ ...euDeposit, amount: '501' }, gateway)).toBeUndefined();
   });
 
   test("When the amount is above the gateway's maximum, then it is excluded for 'above-max-amount', and the maximum itself is served", () => {
-    const gateway = rule('max', { maxAmount: '500' });
+    const gateway = rule('max', { amountBounds: { EUR: { max: '500' } } });
     expect(reasonFor({ ...euDeposit, amount: '501' }, gateway)).toBe('above-max-amount');
     expect(reasonFor({ ...euDeposit, amount: '500' }, gateway)).toBeUndefined();
     expect(reasonFor({ ...euDeposit, amount: '1' }, gateway)).toBeUndefined();
@@ -64,21 +64,35 @@ describe('selectGateway: which gateways are eligible', () => {
     const twoTo53PlusOne = '9007199254740993';
     expect(Number(twoTo53)).toBe(Number(twoTo53PlusOne));
 
-    expect(reasonFor({ ...euDeposit, amount: twoTo53 }, rule('min', { minAmount: twoTo53PlusOne }))).toBe('below-min-amount');
-    expect(reasonFor({ ...euDeposit, amount: twoTo53PlusOne }, rule('min', { minAmount: twoTo53PlusOne }))).toBeUndefined();
-    expect(reasonFor({ ...euDeposit, amount: twoTo53PlusOne }, rule('max', { maxAmount: twoTo53 }))).toBe('above-max-amount');
-    expect(reasonFor({ ...euDeposit, amount: twoTo53 }, rule('max', { maxAmount: twoTo53 }))).toBeUndefined();
+    expect(reasonFor({ ...euDeposit, amount: twoTo53 }, rule('min', { amountBounds: { EUR: { min: twoTo53PlusOne } } }))).toBe('below-min-amount');
+    expect(reasonFor({ ...euDeposit, amount: twoTo53PlusOne }, rule('min', { amountBounds: { EUR: { min: twoTo53PlusOne } } }))).toBeUndefined();
+    expect(reasonFor({ ...euDeposit, amount: twoTo53PlusOne }, rule('max', { amountBounds: { EUR: { max: twoTo53 } } }))).toBe('above-max-amount');
+    expect(reasonFor({ ...euDeposit, amount: twoTo53 }, rule('max', { amountBounds: { EUR: { max: twoTo53 } } }))).toBeUndefined();
     // The largest amount the contract allows (18 digits).
-    expect(reasonFor({ ...euDeposit, amount: '999999999999999999' }, rule('max', { maxAmount: '999999999999999998' }))).toBe(
+    expect(reasonFor({ ...euDeposit, amount: '999999999999999999' }, rule('max', { amountBounds: { EUR: { max: '999999999999999998' } } }))).toBe(
       'above-max-amount',
     );
-    expect(reasonFor({ ...euDeposit, amount: '999999999999999999' }, rule('max', { maxAmount: '999999999999999999' }))).toBeUndefined();
+    expect(reasonFor({ ...euDeposit, amount: '999999999999999999' }, rule('max', { amountBounds: { EUR: { max: '999999999999999999' } } }))).toBeUndefined();
+  });
+
+  test("When a rule bounds each currency differently, then the payment's own currency's bound applies", () => {
+    const gateway = rule('multi', { currencies: ['EUR', 'JPY'], amountBounds: { EUR: { min: '100', max: '50000000' }, JPY: { min: '100', max: '8000000000' } } });
+    // 100,000,000 minor units: 1,000,000 EUR (over the EUR cap) but 100,000,000 JPY (within the JPY cap).
+    expect(reasonFor({ ...euDeposit, amount: '100000000' }, gateway)).toBe('above-max-amount');
+    expect(reasonFor({ ...euDeposit, currency: 'JPY', amount: '100000000' }, gateway)).toBeUndefined();
+    expect(reasonFor({ ...euDeposit, currency: 'JPY', amount: '8000000001' }, gateway)).toBe('above-max-amount');
+    expect(reasonFor({ ...euDeposit, currency: 'JPY', amount: '99' }, gateway)).toBe('below-min-amount');
+  });
+
+  test('When a rule has no bound for the currency (it did not come through the back office), then that currency is unbounded', () => {
+    const gateway = rule('partial', { currencies: ['EUR', 'USD'], amountBounds: { EUR: { max: '500' } } });
+    expect(reasonFor({ ...euDeposit, currency: 'USD', amount: '999999999' }, gateway)).toBeUndefined();
   });
 
   test('When limits are compared, then they are compared as numbers, not as strings', () => {
     // '9' > '10' as strings; 9 < 10 as amounts.
-    expect(reasonFor({ ...euDeposit, amount: '9' }, rule('min', { minAmount: '10' }))).toBe('below-min-amount');
-    expect(reasonFor({ ...euDeposit, amount: '10' }, rule('max', { maxAmount: '9' }))).toBe('above-max-amount');
+    expect(reasonFor({ ...euDeposit, amount: '9' }, rule('min', { amountBounds: { EUR: { min: '10' } } }))).toBe('below-min-amount');
+    expect(reasonFor({ ...euDeposit, amount: '10' }, rule('max', { amountBounds: { EUR: { max: '9' } } }))).toBe('above-max-amount');
   });
 
   test("When a gateway is disabled, then it is excluded for 'disabled'", () => {
@@ -181,8 +195,8 @@ describe('selectGateway: which gateways are eligible', () => {
         rule('us', { regions: ['US'] }),
         rule('payouts', { paymentTypes: ['withdrawal'] }),
         rule('usd', { currencies: ['USD'] }),
-        rule('big', { minAmount: '1000' }),
-        rule('small', { maxAmount: '50' }),
+        rule('big', { amountBounds: { EUR: { min: '1000' } } }),
+        rule('small', { amountBounds: { EUR: { max: '50' } } }),
         rule('off', { enabled: false }),
         rule('down', { available: false }),
         rule('tried'),
@@ -313,8 +327,8 @@ describe('servesPayment', () => {
     expect(servesPayment(euDeposit, rule('us', { regions: ['US'] }))).toBe(false);
     expect(servesPayment(euDeposit, rule('payouts', { paymentTypes: ['withdrawal'] }))).toBe(false);
     expect(servesPayment(euDeposit, rule('usd', { currencies: ['USD'] }))).toBe(false);
-    expect(servesPayment(euDeposit, rule('big', { minAmount: '10001' }))).toBe(false);
-    expect(servesPayment(euDeposit, rule('small', { maxAmount: '9999' }))).toBe(false);
+    expect(servesPayment(euDeposit, rule('big', { amountBounds: { EUR: { min: '10001' } } }))).toBe(false);
+    expect(servesPayment(euDeposit, rule('small', { amountBounds: { EUR: { max: '9999' } } }))).toBe(false);
     expect(servesPayment(euDeposit, rule('anywhere', { regions: ['*'] }))).toBe(true);
   });
 });

@@ -1,5 +1,29 @@
 import { createLogger } from '../../runtime/logger';
-import { createBreakers, type BreakerSettings, type BreakerState, type Breakers } from './breakers';
+import type { GatewayRule } from '../../topics/schemas';
+import type { Logger } from '../../runtime/logger';
+import { validRule } from '../test-fixtures';
+import {
+  DEFAULT_WEIGHT_SETTINGS,
+  createGatewayHealth,
+  ejectionAllowance,
+  type BreakerSettings,
+  type BreakerState,
+  type GatewayHealth,
+  type GatewayHealthSettings,
+} from './gateway-health';
+
+type Breakers = GatewayHealth;
+
+/**
+ * The health model with consecutive-failure ejection off, so the tests of the
+ * failure-rate breaker below see only opossum's window (the streak has its own tests).
+ */
+function createBreakers(settings: BreakerSettings, onChange: (gatewayId: string, state: BreakerState) => void, logger: Logger): Breakers {
+  return createGatewayHealth(
+    { breaker: settings, outlier: { consecutiveFailures: 0, maxEjectionMs: 60_000, maxEjectionPercent: 50 }, weights: DEFAULT_WEIGHT_SETTINGS },
+    { onChange, rules: () => [], logger },
+  );
+}
 
 // ---------------------------------------------------------------------------
 // Small settings so a few outcomes move the breaker: two outcomes make the
@@ -52,7 +76,12 @@ function harness(settings: BreakerSettings = SETTINGS): Harness {
   return current;
 }
 
-const criticalFields = (critical: jest.SpyInstance) => critical.mock.calls.map(([fields]: unknown[]) => fields);
+/** The fields these tests check of each critical log; the reason and ejection fields have their own tests. */
+const criticalFields = (critical: jest.SpyInstance) =>
+  critical.mock.calls.map(([fields]: unknown[]) => {
+    const { gatewayId, breaker, remote } = fields as { gatewayId: string; breaker: string; remote: boolean };
+    return { gatewayId, breaker, remote };
+  });
 
 /** Records outcomes for one gateway and lets the breaker see them. */
 async function given(breakers: Breakers, gatewayId: string, ...outcomes: Array<'ok' | 'technical-failure'>): Promise<void> {
@@ -270,7 +299,8 @@ describe('breakers: half-open', () => {
     await given(breakers, 'gw-a', 'technical-failure');
     expect([breakers.stateOf('gw-a'), breakers.admits('gw-a', NOW)]).toEqual(['open', false]);
 
-    await jest.advanceTimersByTimeAsync(RESET_MS);
+    // The second ejection in a row lasts twice the first (ejection time grows with repeated ejections).
+    await jest.advanceTimersByTimeAsync(2 * RESET_MS);
     // NOW is well inside the first claim's hold: only the state change can have freed it.
     expect([breakers.stateOf('gw-a'), breakers.admits('gw-a', NOW)]).toEqual(['half-open', true]);
     expect(breakers.tryAcquireTrial('gw-a', NOW, HOLD_MS)).toBe(true);
@@ -349,7 +379,8 @@ describe('breakers: state from other instances', () => {
     expect(reported).toEqual([]);
 
     await given(breakers, 'gw-a', 'technical-failure', 'technical-failure');
-    await jest.advanceTimersByTimeAsync(RESET_MS);
+    // The second ejection in a row lasts twice the first (ejection time grows with repeated ejections).
+    await jest.advanceTimersByTimeAsync(2 * RESET_MS);
     expect([breakers.stateOf('gw-a'), breakers.admits('gw-a', NOW + 1)]).toEqual(['half-open', true]);
     expect(breakers.tryAcquireTrial('gw-a', NOW + 1, HOLD_MS)).toBe(true);
   });
@@ -361,7 +392,8 @@ describe('breakers: state from other instances', () => {
     breakers.applyRemote('gw-a', 'open');
     expect([breakers.stateOf('gw-a'), breakers.admits('gw-a', NOW)]).toEqual(['open', false]);
 
-    await jest.advanceTimersByTimeAsync(RESET_MS);
+    // The second ejection in a row lasts twice the first (ejection time grows with repeated ejections).
+    await jest.advanceTimersByTimeAsync(2 * RESET_MS);
     expect([breakers.stateOf('gw-a'), breakers.admits('gw-a', NOW)]).toEqual(['half-open', true]);
     expect(breakers.tryAcquireTrial('gw-a', NOW, HOLD_MS)).toBe(true);
     expect(reported).toEqual(['gw-a:half-open']);
@@ -394,5 +426,206 @@ describe('breakers: state from other instances', () => {
 
     expect(breakers.stateOf('gw-a')).toBe('open');
     expect(reported).toEqual(['gw-a:open']);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The whole model: consecutive-failure ejection, its growth and cap, the
+// region's ejection cap, and the count-window weights.
+// ---------------------------------------------------------------------------
+
+const BASE_MS = 1_000;
+const MAX_MS = 2_500;
+
+interface ModelHarness {
+  health: GatewayHealth;
+  reported: string[];
+  critical: jest.SpyInstance;
+  suppressed: string[];
+}
+
+function model(rules: GatewayRule[], overrides: Partial<GatewayHealthSettings> = {}): ModelHarness {
+  const logger = createLogger('health-test', 'silent');
+  const critical = jest.spyOn(logger, 'critical');
+  const reported: string[] = [];
+  const suppressed: string[] = [];
+  const health = createGatewayHealth(
+    {
+      // A failure-rate window that never trips in these tests (volume far away), so only the streak ejects.
+      breaker: { errorThresholdPercentage: 50, volumeThreshold: 1_000, rollingWindowMs: 60_000, resetTimeoutMs: BASE_MS },
+      outlier: { consecutiveFailures: 3, maxEjectionMs: MAX_MS, maxEjectionPercent: 50 },
+      weights: { windowOutcomes: 10, floor: 0.1 },
+      ...overrides,
+    },
+    {
+      onChange: (gatewayId, state, change) => reported.push(`${gatewayId}:${state}:${change.reason}`),
+      onEjectionSuppressed: (gatewayId, region) => suppressed.push(`${gatewayId}@${region}`),
+      rules: () => rules,
+      logger,
+    },
+  );
+  current = { breakers: health, reported, critical };
+  return { health, reported, critical, suppressed };
+}
+
+const eu = (gatewayId: string, fields: Partial<GatewayRule> = {}) => validRule(gatewayId, { regions: ['EU'], ...fields });
+
+describe('outlier ejection: consecutive technical failures', () => {
+  test('When a gateway fails 3 times in a row, then it is ejected at the third failure, whatever the time between them', async () => {
+    const { health, reported } = model([eu('a'), eu('b')]);
+    health.record('a', 'technical-failure');
+    await jest.advanceTimersByTimeAsync(50_000);
+    health.record('a', 'technical-failure');
+    expect(health.stateOf('a')).toBe('closed');
+    expect(health.explain('a', 5_000).consecutiveFailures).toBe(2);
+    await jest.advanceTimersByTimeAsync(50_000);
+    health.record('a', 'technical-failure');
+    expect(health.stateOf('a')).toBe('open');
+    expect(reported).toEqual(['a:open:consecutive-failures']);
+    expect(health.explain('a', 5_000)).toMatchObject({ state: 'open', consecutiveFailures: 0, lastChange: { reason: 'consecutive-failures', ejections: 1 } });
+  });
+
+  test('When an answer (a success or a business decline) comes between failures, then the streak starts over', async () => {
+    const { health } = model([eu('a'), eu('b')]);
+    health.record('a', 'technical-failure');
+    health.record('a', 'technical-failure');
+    health.record('a', 'ok', 200);
+    health.record('a', 'technical-failure');
+    health.record('a', 'technical-failure');
+    await settle();
+    expect(health.stateOf('a')).toBe('closed');
+    expect(health.explain('a', 5_000).consecutiveFailures).toBe(2);
+  });
+
+  test('When ejected again and again, then each ejection lasts the base time more, up to the cap, and the log says why', async () => {
+    const { health, reported, critical } = model([eu('a'), eu('b')]);
+    const eject = async () => {
+      for (let index = 0; index < 3; index++) health.record('a', 'technical-failure');
+      await settle();
+    };
+    await eject();
+    expect(health.explain('a', 5_000).lastChange).toMatchObject({ ejections: 1, ejectedUntil: new Date(Date.now() + BASE_MS).toISOString() });
+    await jest.advanceTimersByTimeAsync(BASE_MS - 1);
+    expect(health.stateOf('a')).toBe('open');
+    await jest.advanceTimersByTimeAsync(1);
+    expect(health.stateOf('a')).toBe('half-open');
+
+    // The trial fails: 2 × base.
+    health.record('a', 'technical-failure');
+    await settle();
+    expect(health.explain('a', 5_000).lastChange).toMatchObject({ state: 'open', reason: 'trial-failed', ejections: 2 });
+    await jest.advanceTimersByTimeAsync(2 * BASE_MS - 1);
+    expect(health.stateOf('a')).toBe('open');
+    await jest.advanceTimersByTimeAsync(1);
+    health.record('a', 'technical-failure');
+    await settle();
+    // Third: 3 × base is over the cap, so the cap.
+    expect(health.explain('a', 5_000).lastChange).toMatchObject({ ejections: 3, ejectedUntil: new Date(Date.now() + MAX_MS).toISOString() });
+    await jest.advanceTimersByTimeAsync(MAX_MS);
+    health.record('a', 'ok', 100);
+    await settle();
+    expect(health.stateOf('a')).toBe('closed');
+    expect(reported).toEqual([
+      'a:open:consecutive-failures',
+      'a:half-open:ejection-over',
+      'a:open:trial-failed',
+      'a:half-open:ejection-over',
+      'a:open:trial-failed',
+      'a:half-open:ejection-over',
+      'a:closed:trial-succeeded',
+    ]);
+    expect(critical.mock.calls.every(([, message]: unknown[]) => typeof message === 'string' && message.startsWith('gateway breaker'))).toBe(true);
+
+    // Closed for as long as the longest ejection: the next ejection starts over at the base time.
+    await jest.advanceTimersByTimeAsync(MAX_MS);
+    await eject();
+    expect(health.explain('a', 5_000).lastChange).toMatchObject({ ejections: 1, ejectedUntil: new Date(Date.now() + BASE_MS).toISOString() });
+  });
+
+  test('When ejecting a gateway would eject more than the allowed share of its region, then it stays in, weighted down, and the refusal is shown', async () => {
+    const { health, reported, suppressed } = model([eu('a'), eu('b')]);
+    for (let index = 0; index < 3; index++) health.record('b', 'technical-failure');
+    await settle();
+    expect(health.stateOf('b')).toBe('open');
+
+    for (let index = 0; index < 4; index++) health.record('a', 'technical-failure');
+    await settle();
+    expect(health.stateOf('a')).toBe('closed');
+    expect(reported).toEqual(['b:open:consecutive-failures']);
+    expect(suppressed).toEqual(['a@EU', 'a@EU']);
+    expect(health.explain('a', 5_000)).toMatchObject({ consecutiveFailures: 4, ejectionSuppressed: { region: 'EU' } });
+    expect(health.factorOf('a', 5_000)).toBeLessThan(1);
+  });
+
+  test('When the only gateway of a region fails, then it is never ejected by the streak (a region is never emptied)', async () => {
+    const { health } = model([eu('a'), validRule('us', { regions: ['US'] })]);
+    for (let index = 0; index < 5; index++) health.record('a', 'technical-failure');
+    await settle();
+    expect(health.stateOf('a')).toBe('closed');
+  });
+
+  test('When the streak count is 0, then consecutive failures never eject', async () => {
+    const { health } = model([eu('a'), eu('b')], { outlier: { consecutiveFailures: 0, maxEjectionMs: MAX_MS, maxEjectionPercent: 50 } });
+    for (let index = 0; index < 5; index++) health.record('a', 'technical-failure');
+    await settle();
+    expect(health.stateOf('a')).toBe('closed');
+  });
+
+  test.each([
+    [1, 50, 0],
+    [2, 50, 1],
+    [3, 50, 1],
+    [4, 50, 2],
+    [4, 100, 3],
+    [10, 10, 1],
+    [5, 0, 0],
+  ])('When a region has %i gateways and %i %% may be ejected, then %i may be out at once', (count, percent, allowed) => {
+    expect(ejectionAllowance(count, percent)).toBe(allowed);
+  });
+});
+
+describe('health weights: the last N outcomes, not a time window', () => {
+  const TIMEOUT = 4_000;
+
+  test('When a gateway has no outcomes yet, then its factor is 1 and its window is empty', () => {
+    const { health } = model([eu('a')]);
+    expect(health.explain('a', TIMEOUT)).toMatchObject({ factor: 1, window: { outcomes: 0, successRate: 1, meanLatencyMs: null } });
+  });
+
+  test('When a healthy gateway becomes slow (answers at 60 % of its timeout), then it is weighted down to 0.3 but never ejected', async () => {
+    const { health, reported } = model([eu('a'), eu('b')]);
+    for (let index = 0; index < 10; index++) health.record('a', 'ok', 0.6 * TIMEOUT);
+    await settle();
+    // latency factor 1 − (0.6 − 0.25) / 0.5 = 0.3; every answer a success.
+    expect(health.factorOf('a', TIMEOUT)).toBeCloseTo(0.3, 10);
+    expect(health.effectiveWeight('a', 10, TIMEOUT)).toBe(3);
+    expect(health.stateOf('a')).toBe('closed');
+    expect(reported).toEqual([]);
+  });
+
+  test('When the outcomes are minutes apart, then the factor is the same as if they were milliseconds apart', async () => {
+    const { health } = model([eu('a')]);
+    for (let index = 0; index < 10; index++) {
+      health.record('a', index % 4 === 0 ? 'technical-failure' : 'ok', 100);
+      await jest.advanceTimersByTimeAsync(60_000);
+    }
+    // 3 failures in 10: success 0.7 → (0.7 − 0.5) / 0.45.
+    expect(health.explain('a', TIMEOUT).window).toEqual({ outcomes: 10, successRate: 0.7, meanLatencyMs: 100 });
+    expect(health.factorOf('a', TIMEOUT)).toBeCloseTo(0.2 / 0.45, 10);
+  });
+
+  test('When more than N outcomes arrive, then only the last N count: a gateway that healed recovers its full weight', () => {
+    const { health } = model([eu('a'), eu('b')], { outlier: { consecutiveFailures: 0, maxEjectionMs: MAX_MS, maxEjectionPercent: 50 } });
+    for (let index = 0; index < 10; index++) health.record('a', 'technical-failure');
+    expect(health.factorOf('a', TIMEOUT)).toBe(0.1);
+    for (let index = 0; index < 10; index++) health.record('a', 'ok', 100);
+    expect(health.factorOf('a', TIMEOUT)).toBe(1);
+  });
+
+  test('When a gateway times out, then the timeout counts against its success rate but not its latency', () => {
+    const { health } = model([eu('a'), eu('b')]);
+    health.record('a', 'technical-failure');
+    health.record('a', 'ok', 200);
+    expect(health.explain('a', TIMEOUT).window).toEqual({ outcomes: 2, successRate: 0.5, meanLatencyMs: 200 });
   });
 });
