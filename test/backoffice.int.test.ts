@@ -200,7 +200,9 @@ describe('back office rules API', () => {
       [{ ...current.body.rule, weight: -1 }, 'weight'],
       [{ ...current.body.rule, regions: [] }, 'regions'],
       [{ ...current.body.rule, currencies: ['euro'] }, 'currencies.0'],
-      [{ ...current.body.rule, minAmount: '500', maxAmount: '100' }, 'maxAmount'],
+      [{ ...current.body.rule, amountBounds: { ...current.body.rule.amountBounds, EUR: { min: '500', max: '100' } } }, 'amountBounds.EUR.max'],
+      [{ ...current.body.rule, amountBounds: { USD: { min: '1', max: '100' } } }, 'amountBounds.EUR'],
+      [{ ...current.body.rule, minAmount: '500' }, 'minAmount'],
       [{ ...current.body.rule, gatewayId: BETA }, 'gatewayId'],
       [{ ...current.body.rule, timeoutMs: undefined }, 'timeoutMs'],
     ];

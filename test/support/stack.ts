@@ -10,22 +10,34 @@ import { startOrchestrator, type OrchestratorOverrides, type RunningOrchestrator
 import { loadOrchestratorConfig } from '../../orchestrator/config';
 import { loadGatewayConfig } from '../../gateways/config';
 import type { Payment } from '../../orchestrator/state/payment';
+import type { HealthExplanation } from '../../orchestrator/health/gateway-health';
 import { collectTopic } from './collect';
 import { isolatedNamespace, testLogger, fetchApi } from './env';
 import { pollUntil } from './poll';
 
-export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
-  gatewayId,
-  enabled: true,
-  regions: ['EU'],
-  paymentTypes: ['deposit', 'withdrawal'],
-  currencies: ['EUR', 'USD'],
-  weight: 1,
-  timeoutMs: 5000,
-  timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },
-  available: true,
-  ...fields,
-});
+/** A bound that lets any valid amount through, for rules whose tests are not about amounts. */
+const ANY_AMOUNT = { min: '1', max: '999999999999999999' };
+
+/**
+ * A valid rule serving EUR and USD in the EU. Every currency it serves gets a bound letting any amount through
+ * (the back office refuses a rule without one), unless the test gives `amountBounds` itself.
+ */
+export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => {
+  const currencies = fields.currencies ?? ['EUR', 'USD'];
+  return {
+    gatewayId,
+    enabled: true,
+    regions: ['EU'],
+    paymentTypes: ['deposit', 'withdrawal'],
+    currencies,
+    amountBounds: Object.fromEntries(currencies.map((currency) => [currency, ANY_AMOUNT])),
+    weight: 1,
+    timeoutMs: 5000,
+    timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },
+    available: true,
+    ...fields,
+  };
+};
 
 export interface StackOptions {
   rules: GatewayRule[];
@@ -156,7 +168,7 @@ export async function publishRules(kafka: Kafka, topics: TopicNames, rules: Gate
 
 interface RoutingView {
   rulesVersion: string;
-  gateways: Array<GatewayRule & { breaker: string; effectiveWeight: number }>;
+  gateways: Array<GatewayRule & { breaker: string; effectiveWeight: number; health: HealthExplanation }>;
 }
 
 /** Waits until an orchestrator's routing view satisfies `ready` (e.g. a rule change has been applied). */
