@@ -37,7 +37,9 @@ async function startBreakerStack(env: Record<string, string>): Promise<TestStack
     sandboxes: { [FLAKY]: { mode: 'error', rate: 1 } },
     orchestrator: {
       random: firstEligible,
-      env: { BREAKER_VOLUME_THRESHOLD: String(VOLUME_THRESHOLD), BREAKER_ERROR_THRESHOLD_PERCENT: '50', BREAKER_WINDOW_MS: '30000', ...env },
+      // Consecutive-failure ejection off: these tests are about the failure-rate window (outlier-detection.int.test.ts
+      // covers the streak), which would otherwise eject after 3 errors, before the volume threshold.
+      env: { BREAKER_VOLUME_THRESHOLD: String(VOLUME_THRESHOLD), BREAKER_ERROR_THRESHOLD_PERCENT: '50', BREAKER_WINDOW_MS: '30000', OUTLIER_CONSECUTIVE_FAILURES: '0', ...env },
     },
   });
 }
@@ -253,7 +255,7 @@ describe('two orchestrator instances', () => {
     stack = await startBreakerStack({ BREAKER_RESET_TIMEOUT_MS: '60000' });
     // The second instance can never open the breaker from its own count: it only learns of it from the health topic.
     other = await startOrchestrator(
-      loadOrchestratorConfig({ ...stack.env, INSTANCE_ID: 'other', BREAKER_VOLUME_THRESHOLD: '100000', BREAKER_RESET_TIMEOUT_MS: '60000' }),
+      loadOrchestratorConfig({ ...stack.env, INSTANCE_ID: 'other', BREAKER_VOLUME_THRESHOLD: '100000', BREAKER_RESET_TIMEOUT_MS: '60000', OUTLIER_CONSECUTIVE_FAILURES: '0' }),
       { logger: testLogger('orchestrator-other'), random: firstEligible },
     );
     otherUrl = `http://127.0.0.1:${other.port}`;
