@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
-import type { Publisher } from '../runtime/kafka';
+import type { OutgoingMessage, Publisher } from '../runtime/kafka';
 import type { TopicNames } from '../topics/names';
 import type { AttemptCommand, AttemptRequested, CommandResult, GatewayRequestMessage, GatewayResult } from '../topics/schemas';
 import type { GatewayAdapter } from './sandbox';
@@ -53,7 +53,39 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
     labelNames: ['gateway', 'command', 'result'],
     registers: [registry],
   });
+  const resent = new Counter({
+    name: 'gateway_answer_publish_retries_total',
+    help: 'Answers whose publish failed and was tried again (a broker lost, leaders moving): the PSP answered; only the message is late',
+    labelNames: ['gateway'],
+    registers: [registry],
+  });
+  resent.inc({ gateway: gatewayId }, 0);
+  /** Set when a drain's grace is over: answers still failing to publish are given up. */
+  let givingUp = false;
   const envelope = <T extends string>(type: T) => ({ eventId: randomUUID(), type, occurredAt: clock().toISOString(), schemaVersion: 1 as const });
+
+  /**
+   * Publishes an answer until Kafka takes it: the PSP has already decided, and
+   * an answer lost here would look like the gateway's silence (a timeout, a
+   * failover, the money moved twice). Backs off from 200 ms to 5 s between
+   * tries; gives up only when a drain's grace is over, with a critical log.
+   */
+  const publishAnswer = async (messages: OutgoingMessage[], ids: Pick<AttemptRequested, 'paymentId' | 'attemptId'>) => {
+    for (let tries = 1; ; tries++) {
+      try {
+        await publisher.publish(topics.gatewayResults, messages);
+        return;
+      } catch (error) {
+        if (givingUp) {
+          logger.critical({ err: error, ...ids, gatewayId, tries }, 'answer not published before shutdown: the orchestrator will ask to cancel it after its timeout');
+          throw error;
+        }
+        resent.inc({ gateway: gatewayId });
+        logger.warn({ err: error, ...ids, gatewayId, tries }, 'publishing an answer failed; trying again');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** (tries - 1))));
+      }
+    }
+  };
 
   const answer = async (request: AttemptRequested) => {
     const log = logger.child({ paymentId: request.paymentId, attemptId: request.attemptId, gatewayId });
@@ -71,9 +103,9 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
       outcome: result.outcome,
       ...(result.outcome === 'failure' ? { reasonCode: result.reasonCode } : { gatewayReference: result.gatewayReference }),
     }));
-    await publisher.publish(
-      topics.gatewayResults,
+    await publishAnswer(
       messages.map((value) => ({ key: request.paymentId, value })),
+      request,
     );
     const reason = result.outcome === 'failure' ? result.reasonCode : '';
     answered.inc({ gateway: gatewayId, outcome: result.outcome, reason }, result.deliveries);
@@ -90,6 +122,7 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
       return;
     }
     const message: CommandResult = { ...envelope('attempt.command-result'), command: command.command, paymentId, attemptId, gatewayId, result: outcome };
+    // Not retried here: the command's offset is committed only after this, so kafkajs delivers it again.
     await publisher.publish(topics.gatewayResults, [{ key: paymentId, value: message }]);
     logger.info(fields, 'command answered');
   };
@@ -116,6 +149,7 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
       const timedOut = await Promise.race([settled, graceOver]);
       clearTimeout(timer);
       if (!timedOut) return;
+      givingUp = true;
       const abandoned = adapter.abandonPending();
       logger.warn({ gatewayId, abandoned, drainGraceMs }, 'attempts still waiting at shutdown abandoned unanswered');
       await Promise.all([...inFlight]);

@@ -39,11 +39,16 @@ const command = (kind: 'cancel' | 'compensate', attemptId: string): AttemptComma
   reason: 'test',
 });
 
-function setup(fields: Partial<SandboxSettings> = {}, options: { failPublish?: boolean; drainGraceMs?: number } = {}) {
+function setup(fields: Partial<SandboxSettings> = {}, options: { failPublish?: boolean; failPublishTimes?: number; drainGraceMs?: number } = {}) {
   const published: Array<{ topic: string } & OutgoingMessage> = [];
+  let failures = 0;
   const publisher: Publisher = {
     async publish(topic, messages) {
       if (options.failPublish) throw new Error('broker unavailable');
+      if (failures < (options.failPublishTimes ?? 0)) {
+        failures++;
+        throw new Error('The broker received an out of order sequence number');
+      }
       published.push(...messages.map((message) => ({ topic, ...message })));
     },
     async publishAll(messages) {
@@ -172,6 +177,15 @@ describe('the gateway worker', () => {
     expect(await metric('gateway_commands_total')).toEqual([{ gateway: 'gw-a', command: 'cancel', result: 'ignored', value: 1 }]);
     expect(await metric('gateway_attempts_answered_total')).toEqual([{ gateway: 'gw-a', outcome: 'no-answer', reason: 'hang', value: 1 }]);
     expect(logs).toContainEqual(expect.objectContaining({ paymentId: 'pay-a', attemptId: 'a', gatewayId: 'gw-a', result: 'ignored' }));
+  });
+
+  test('When publishing an answer fails (a broker lost), then it is published again until Kafka takes it, counted and logged: the PSP answered, so it must not look like silence', async () => {
+    const { worker, published, logs, metric } = setup({}, { failPublishTimes: 2 });
+    await worker.handle(request('a'));
+    await worker.drain();
+    expect(gatewayResult.parse(onlyResult(published, 'pay-a'))).toMatchObject({ attemptId: 'a', outcome: 'success' });
+    expect(await metric('gateway_answer_publish_retries_total')).toEqual([{ gateway: 'gw-a', value: 2 }]);
+    expect(logs.filter((line) => line.msg === 'publishing an answer failed; trying again')).toHaveLength(2);
   });
 
   test('When publishing a command result fails, then handle rejects so the command is redelivered', async () => {

@@ -22,8 +22,6 @@ export class RejectMessage extends Error {
   }
 }
 
-const IDEMPOTENT_RETRIES_WARNING = 'Limiting retries for the idempotent producer may invalidate EoS guarantees';
-
 export function createKafka(brokers: string[], clientId: string, logger: Logger): Kafka {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
   return new Kafka({
@@ -35,8 +33,6 @@ export function createKafka(brokers: string[], clientId: string, logger: Logger)
       () =>
       ({ level, log }) => {
         const { message, ...rest } = log;
-        // Said once per idempotent producer, about the bounded retries createPublisher chooses on purpose (see there).
-        if (message === IDEMPOTENT_RETRIES_WARNING) return;
         if (level <= logLevel.ERROR) kafkaLogger.error(rest, message);
         else if (level === logLevel.WARN) kafkaLogger.warn(rest, message);
         else kafkaLogger.debug(rest, message);
@@ -108,7 +104,7 @@ interface PendingPublish {
 const PRODUCE_RETRIES = 5;
 
 /**
- * Publishes with `acks: -1` from an idempotent producer, coalescing concurrent calls: while one produce
+ * Publishes with `acks: -1`, coalescing concurrent calls: while one produce
  * request is in flight, later calls queue, and the queue goes out as one
  * request when it returns. An idle publisher sends at once, so batching adds
  * no latency at low load and saves a round trip per call at high load (every
@@ -116,18 +112,19 @@ const PRODUCE_RETRIES = 5;
  * messages of one key stay in order. If a shared request fails, each call's
  * messages are retried alone, so one bad message fails only its own caller.
  *
- * Idempotent: the brokers drop a batch the producer sends again after a lost
- * acknowledgement (a leader change, a timeout), so a broker failover does not
- * duplicate messages or reorder a partition. Its retries stay bounded (kafkajs
- * would retry forever): a call that still fails rejects, and the caller's
- * outbox sends the messages again later, as a new batch that may duplicate
- * one the brokers did take, which every consumer tolerates.
+ * Not kafkajs' idempotent producer: after a leader change it can get "out
+ * of order sequence number" and never recover (kafkajs issue #598; seen here
+ * with the gateways' answers on a three-broker cluster, docs/decisions/0015).
+ * Duplicates are handled where they are anyway: a retried batch may be
+ * written twice, and every consumer tolerates a repeated message; one request
+ * in flight at a time keeps a partition in order. Retries stay bounded: a
+ * call that still fails rejects, and the caller sends again (the outbox, the
+ * gateway worker's answer retry).
  */
 export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Promise<Publisher & { producer: Producer }> {
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
-    idempotent: true,
     retry: { retries: PRODUCE_RETRIES },
   });
   await producer.connect();
