@@ -64,7 +64,7 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[], layout
   });
   return [
     ...gatewayIds.map((id) => spec(names.gatewayRequests(id), partitions, retention(7))),
-    // The broker stamps each result when it is appended: the time a timeout is judged by (docs/decisions/0014).
+    // The broker stamps each result when it is appended: the time a timeout is judged by (docs/decisions/0015).
     spec(names.gatewayResults, partitions, [...retention(7), { name: 'message.timestamp.type', value: 'LogAppendTime' }]),
     spec(names.paymentStatus, partitions, retention(30)),
     spec(names.rules, 1, compacted),

@@ -49,7 +49,7 @@ export interface Admission {
  * yet, or an event loop too busy to read them — `POST /v1/payments` answers
  * `503 overloaded` with Retry-After at once and writes nothing, so the
  * payments already accepted keep their pace instead of every payment slowing
- * down together (docs/decisions/0014).
+ * down together (docs/decisions/0015).
  */
 export function createAdmission(deps: AdmissionDeps): Admission {
   const { resultsBacklogMs, maxResultsBacklogMs, maxEventLoopDelayMs, sampleMs, registry, logger } = deps;

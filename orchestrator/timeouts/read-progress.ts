@@ -22,7 +22,7 @@ export interface ReadProgressDeps {
   /**
    * Subtracted from "caught up at time t" (ms): the broker's clock may run
    * ahead of ours, and a result appended just before t may not be readable
-   * yet (replication to the in-sync replicas). docs/decisions/0014.
+   * yet (replication to the in-sync replicas). docs/decisions/0015.
    */
   allowanceMs: number;
   /**
@@ -59,7 +59,7 @@ export interface ResultsReadProgress {
  * Tracks how far the orchestrators have read the results topic, in broker
  * time, so that a deadline is acted on only once the partition where the
  * gateway's answer would be has been read past it: a timeout then means the
- * gateway was silent, never that we were slow (docs/decisions/0014).
+ * gateway was silent, never that we were slow (docs/decisions/0015).
  *
  * Two kinds of evidence, both facts whoever states them:
  * - applied a result with broker timestamp ts (offsets are applied in order,
@@ -88,7 +88,7 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
   let layout: string | undefined;
   /** When the cluster was last seen healthy and unchanged (epoch ms). */
   let healthyAt = 0;
-  /** While set: deadlines after `from` wait until `until` (a disruption, docs/decisions/0014). */
+  /** While set: deadlines after `from` wait until `until` (a disruption, docs/decisions/0015). */
   let hold: { from: number; until: number } | undefined;
   const disrupted = (asOf: number, why: string) => {
     if (!hold) logger.warn({ topic, why, holdingDeadlinesAfter: new Date(healthyAt).toISOString() }, 'Kafka disrupted: deadlines after the last healthy moment wait until it settles');
@@ -162,9 +162,10 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
         const partition = Number(pairs[index]);
         if (partition < partitionCount) next[partition] = Number(pairs[index + 1]);
       }
+      // The backlog is judged by what was read; a disruption's hold is about answers not appended yet.
+      readThrough = [...next];
       // Answers may still be on their way during and just after a disruption: those deadlines wait.
       if (hold) for (let partition = 0; partition < partitionCount; partition++) next[partition] = Math.min(next[partition] ?? 0, hold.from);
-      readThrough = next;
       // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
       behind = ends ? ends.partitions.map((caughtUp) => !caughtUp) : behind.map(() => false);
       refreshedAt = clock().getTime();

@@ -26,7 +26,7 @@ export interface TimeoutSchedulerDeps {
  * produced in time is therefore handled as on time however long it waited
  * in Kafka, and a partition nobody reads (a rebalance, every instance down,
  * a stuck consumer) holds its deadlines until someone reads it again
- * (docs/decisions/0014). Every instance sweeps; a claim in Redis makes
+ * (docs/decisions/0015). Every instance sweeps; a claim in Redis makes
  * exactly one of them act on each deadline.
  */
 export function startTimeoutScheduler({ store, applyOutcome, progress, clock, logger, pollMs, onSweep, leaseMs = 10_000, batchSize = 200 }: TimeoutSchedulerDeps) {
