@@ -1,6 +1,4 @@
-import Redis from 'ioredis';
-import type { Payment } from '../../orchestrator/state/payment';
-import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, type ChaosStack } from '../support/chaos';
+import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, storedPayments, type ChaosStack } from '../support/chaos';
 import { rule } from '../support/stack';
 
 const TIMEOUT_MS = 5_000;
@@ -59,15 +57,5 @@ async function untilRefused(answers: ReadonlyArray<{ status: number | 'no-answer
 
 /** Accept to settling answer of each payment, in ms, from the stored attempts. */
 async function storedDurations(stack: ChaosStack, ids: readonly string[]): Promise<number[]> {
-  const redis = new Redis(stack.env.REDIS_URL ?? '', { keyPrefix: stack.env.REDIS_KEY_PREFIX ?? '' });
-  try {
-    const docs = await Promise.all(ids.map((id) => redis.hget(`payment:${id}`, 'doc')));
-    return docs.flatMap((doc) => {
-      if (!doc) return [];
-      const payment = JSON.parse(doc) as Payment;
-      return [Date.parse(payment.attempts[0]?.completedAt ?? '') - Date.parse(payment.createdAt)];
-    });
-  } finally {
-    redis.disconnect();
-  }
+  return (await storedPayments(stack, ids)).map((payment) => Date.parse(payment.attempts[0]?.completedAt ?? '') - Date.parse(payment.createdAt));
 }

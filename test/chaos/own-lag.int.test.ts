@@ -1,6 +1,4 @@
-import Redis from 'ioredis';
-import type { Payment } from '../../orchestrator/state/payment';
-import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, type ChaosStack } from '../support/chaos';
+import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, storedPayments, type ChaosStack } from '../support/chaos';
 import { rule } from '../support/stack';
 
 const TIMEOUT_MS = 2_000;
@@ -73,13 +71,3 @@ describe('chaos: the orchestrator is slow, not the gateways', () => {
     expect(await paymentsNotSettledFirstTime(stack, accepted)).toEqual([]);
   }, 150_000);
 });
-
-async function storedPayments(stack: ChaosStack, ids: readonly string[]): Promise<Payment[]> {
-  const redis = new Redis(stack.env.REDIS_URL ?? '', { keyPrefix: stack.env.REDIS_KEY_PREFIX ?? '' });
-  try {
-    const docs = await Promise.all(ids.map((id) => redis.hget(`payment:${id}`, 'doc')));
-    return docs.flatMap((doc) => (doc ? [JSON.parse(doc) as Payment] : []));
-  } finally {
-    redis.disconnect();
-  }
-}

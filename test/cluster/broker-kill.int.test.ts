@@ -1,18 +1,8 @@
-import Redis from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Payment } from '../../orchestrator/state/payment';
 import { describeTopics } from '../../topics/create';
-import { expectNothingLost, startChaosStack, type ChaosStack } from '../support/chaos';
+import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, type ChaosStack } from '../support/chaos';
 import { busiestLeader, startKafkaCluster, type OwnedKafkaCluster } from '../support/kafka-cluster';
 import { rule } from '../support/stack';
-
-/** What went wrong with a payment that a healthy gateway should have settled at the first try. */
-function detour(payment: Payment): string | undefined {
-  if (payment.status !== 'SUCCESS') return `${payment.status}${payment.review ? ' (review)' : ''}`;
-  if (payment.attempts.length !== 1) return `${payment.attempts.length} attempts (${payment.attempts.map((attempt) => attempt.status).join(', ')})`;
-  if (payment.attempts[0]!.status !== 'succeeded') return `attempt ${payment.attempts[0]!.status}`;
-  return undefined;
-}
 
 /**
  * A three-broker KRaft cluster (replication factor 3, min.insync.replicas 2,
@@ -68,16 +58,6 @@ describe('cluster: a Kafka broker is SIGKILLed under load', () => {
     const report = await expectNothingLost(stack, accepted);
     expect(report.flaggedForReview).toBe(0);
 
-    const redis = new Redis(stack.env.REDIS_URL!, { keyPrefix: stack.env.REDIS_KEY_PREFIX! });
-    try {
-      const docs = await Promise.all(accepted.map((id) => redis.hget(`payment:${id}`, 'doc')));
-      const detours = docs.flatMap((doc, index) => {
-        const why = doc ? detour(JSON.parse(doc) as Payment) : 'missing';
-        return why ? [`${accepted[index]}: ${why}`] : [];
-      });
-      expect({ victim, detours }).toEqual({ victim, detours: [] });
-    } finally {
-      redis.disconnect();
-    }
+    expect({ victim, detours: await paymentsNotSettledFirstTime(stack, accepted) }).toEqual({ victim, detours: [] });
   }, 150_000);
 });

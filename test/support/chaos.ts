@@ -244,6 +244,17 @@ export async function expectNothingLost(stack: ChaosStack, accepted: readonly st
   return report;
 }
 
+/** The stored payments of `ids` (those stored), as the orchestrators left them in Redis. */
+export async function storedPayments(stack: Pick<ChaosStack, 'env'>, ids: readonly string[]): Promise<Payment[]> {
+  const redis = new Redis(stack.env.REDIS_URL ?? '', { keyPrefix: stack.env.REDIS_KEY_PREFIX ?? '' });
+  try {
+    const docs = await Promise.all(ids.map((id) => redis.hget(`payment:${id}`, 'doc')));
+    return docs.flatMap((doc) => (doc ? [JSON.parse(doc) as Payment] : []));
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /**
  * What a user must see when every gateway was healthy throughout, whatever
  * happened to the orchestrators: every accepted payment SUCCESS on its first
@@ -251,17 +262,12 @@ export async function expectNothingLost(stack: ChaosStack, accepted: readonly st
  * the payments that deviate, described, so a failure names them.
  */
 export async function paymentsNotSettledFirstTime(stack: Pick<ChaosStack, 'env'>, accepted: readonly string[]): Promise<string[]> {
-  const redis = new Redis(stack.env.REDIS_URL ?? '', { keyPrefix: stack.env.REDIS_KEY_PREFIX ?? '' });
-  try {
-    const docs = await Promise.all(accepted.map((id) => redis.hget(`payment:${id}`, 'doc')));
-    return docs.flatMap((doc, index) => {
-      if (!doc) return [`${accepted[index]}: not stored`];
-      const payment = JSON.parse(doc) as Payment;
-      const attempts = payment.attempts.map((attempt) => `${attempt.gatewayId}:${attempt.status}${attempt.reasonCode ? `(${attempt.reasonCode})` : ''}`);
-      const firstTime = payment.status === 'SUCCESS' && payment.attempts.length === 1 && payment.attempts[0]?.status === 'succeeded';
-      return firstTime ? [] : [`${payment.id}: ${payment.status}${payment.reason ? ` (${payment.reason})` : ''} after ${attempts.join(', ')}`];
-    });
-  } finally {
-    redis.disconnect();
-  }
+  const payments = new Map((await storedPayments(stack, accepted)).map((payment) => [payment.id, payment]));
+  return accepted.flatMap((id) => {
+    const payment = payments.get(id);
+    if (!payment) return [`${id}: not stored`];
+    const attempts = payment.attempts.map((attempt) => `${attempt.gatewayId}:${attempt.status}${attempt.reasonCode ? `(${attempt.reasonCode})` : ''}`);
+    const firstTime = payment.status === 'SUCCESS' && payment.attempts.length === 1 && payment.attempts[0]?.status === 'succeeded';
+    return firstTime ? [] : [`${payment.id}: ${payment.status}${payment.reason ? ` (${payment.reason})` : ''} after ${attempts.join(', ')}`];
+  });
 }
