@@ -36,6 +36,15 @@ export interface LoadPlan {
    * an error). The failover benchmark uses it when it kills an instance.
    */
   retryForMs?: number;
+  /**
+   * What a client does with `503 overloaded`: like a real client, it waits
+   * for the Retry-After (or a short backoff when there is none) and sends the
+   * same payment again with the same Idempotency-Key, at most this many
+   * times; 0: never. Either way the refusal is counted apart, not as an
+   * error. Absent: a 503 overloaded is an error like any other answer (the
+   * throughput benchmark), counted in `overloaded` too.
+   */
+  overloadRetries?: number;
 }
 
 export interface LoadDeps {
@@ -71,6 +80,8 @@ export interface LoadResult {
   errors: Record<string, number>;
   errorCount: number;
   retries: number;
+  /** `503 overloaded` answers, counted apart from errors (warm-up included). */
+  overloaded: OverloadedAnswers;
   /** Payments that ended FAILURE, by reason. */
   failed: Record<string, number>;
   failedCount: number;
@@ -83,11 +94,33 @@ export interface LoadResult {
   drainMs: number;
 }
 
+export interface OverloadedAnswers {
+  /** Every `503 overloaded` answer, retries included. */
+  answers: number;
+  /** POST sent → its 503 overloaded answer, for every such answer: how fast the excess was refused. */
+  answerMs: LatencySummary;
+  /** Payments that got at least one 503 overloaded and were accepted on a later try. */
+  acceptedAfterRefusal: number;
+  /** Payments whose client stopped at a 503 overloaded (no retries left, or none allowed). */
+  refusedFinally: number;
+  /** Retries made after a 503 overloaded. */
+  retries: number;
+}
+
 const acceptedAnswer = z.object({ id: z.string().min(1) });
 const errorAnswer = z.object({ error: z.object({ code: z.string() }) });
 /** Pause of a flat-out client after an error, so a failing stack is not hammered in a tight loop. */
 const ERROR_PAUSE_MS = 50;
 const RETRY_PAUSE_MS = 100;
+/** Backoff after a 503 overloaded without a usable Retry-After: 250 ms, doubling, at most 2 s. */
+const OVERLOAD_BACKOFF_MS = 250;
+const OVERLOAD_BACKOFF_CAP_MS = 2_000;
+
+/** Seconds of a Retry-After header (the orchestrator sends delay-seconds), in ms; undefined when absent or not a number. */
+const retryAfterMs = (header: string | string[] | undefined): number | undefined => {
+  const seconds = Number(Array.isArray(header) ? header[0] : header);
+  return header !== undefined && Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+};
 
 /** An error answer's body as JSON, or as the text it is when it is not JSON (e.g. a proxy's page). */
 const parseJsonOrText = (text: string): unknown => {
@@ -128,6 +161,10 @@ export async function runLoad(plan: LoadPlan, deps: LoadDeps): Promise<LoadResul
   let sent = 0;
   let unsent = 0;
   let retries = 0;
+  const overloadedAnswerMs: number[] = [];
+  let acceptedAfterRefusal = 0;
+  let refusedFinally = 0;
+  let overloadRetries = 0;
   let httpInFlight = 0;
   let index = 0;
   const headers = { 'content-type': 'application/json', authorization: `Bearer ${deps.token}` };
@@ -140,6 +177,7 @@ export async function runLoad(plan: LoadPlan, deps: LoadDeps): Promise<LoadResul
     const measured = inWindow(sentAtMs);
     if (measured) sent++;
     const retryUntil = sentAtMs + (plan.retryForMs ?? 0);
+    let refusals = 0;
     httpInFlight++;
     try {
       for (;;) {
@@ -151,14 +189,31 @@ export async function runLoad(plan: LoadPlan, deps: LoadDeps): Promise<LoadResul
           retryable = true;
         } else {
           try {
+            const trySentAtMs = performance.now();
             const answer = await poolOf(target).request({ path: '/v1/payments', method: 'POST', headers: { ...headers, 'idempotency-key': key }, body, headersTimeout: 30_000, bodyTimeout: 30_000 });
             const text = await answer.body.text();
             if (answer.statusCode === 202) {
               const { id } = acceptedAnswer.parse(JSON.parse(text));
               tracker.accepted(id, sentAtMs, performance.now(), measured);
+              if (refusals > 0) acceptedAfterRefusal++;
               return id;
             }
             const code = errorAnswer.safeParse(parseJsonOrText(text));
+            const overloaded = answer.statusCode === 503 && code.success && code.data.error.code === 'overloaded';
+            if (overloaded) overloadedAnswerMs.push(performance.now() - trySentAtMs);
+            if (overloaded && plan.overloadRetries !== undefined) {
+              // Refused at the door, nothing written: not an error, and retried only as a client would.
+              if (refusals >= plan.overloadRetries) {
+                refusedFinally++;
+                return undefined;
+              }
+              const backoff = Math.min(OVERLOAD_BACKOFF_CAP_MS, OVERLOAD_BACKOFF_MS * 2 ** refusals);
+              refusals++;
+              overloadRetries++;
+              // A little jitter, so refused clients do not all come back in the same millisecond.
+              await delay((retryAfterMs(answer.headers['retry-after']) ?? backoff) * (1 + Math.random() * 0.2));
+              continue;
+            }
             failure = `HTTP ${answer.statusCode}${code.success ? ` ${code.data.error.code}` : ''}`;
             retryable = answer.statusCode === 503;
           } catch (error) {
@@ -227,6 +282,7 @@ export async function runLoad(plan: LoadPlan, deps: LoadDeps): Promise<LoadResul
       `terminal ${counts.terminal}`,
       `pending ${counts.accepted - counts.terminal}`,
       `errors ${Object.values(errors).reduce((sum, n) => sum + n, 0)}`,
+      ...(overloadedAnswerMs.length > 0 ? [`503 overloaded ${overloadedAnswerMs.length}`] : []),
       ...(unsent > 0 ? [`unsent ${unsent}`] : []),
       `last 1 s: ${recent.count}/s p95 ${recent.p95} ms`,
       ...(orchestrator ? [`orchestrator ${orchestrator.cpuPercent.toFixed(0)}% ${orchestrator.rssMB.toFixed(0)} MB`] : []),
@@ -272,6 +328,7 @@ export async function runLoad(plan: LoadPlan, deps: LoadDeps): Promise<LoadResul
       errors,
       errorCount: Object.values(errors).reduce((sum, n) => sum + n, 0),
       retries,
+      overloaded: { answers: overloadedAnswerMs.length, answerMs: summarizeLatencies(overloadedAnswerMs), acceptedAfterRefusal, refusedFinally, retries: overloadRetries },
       failed,
       failedCount: Object.values(failed).reduce((sum, n) => sum + n, 0),
       lost: lost.length,
