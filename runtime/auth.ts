@@ -62,7 +62,8 @@ export type TokenVerifier = (authorization: string | undefined) => Promise<Princ
 export function createTokenVerifier(settings: TokenSettings): TokenVerifier {
   const key = encode(settings.secret);
   return async (authorization) => {
-    const token = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(authorization ?? '')?.[1];
+    // The scheme name is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are the same scheme; the token is not.
+    const token = /^Bearer +([A-Za-z0-9._~+/=-]+)$/i.exec(authorization ?? '')?.[1];
     if (!token) throw new AppError(401, 'unauthorized', 'a bearer token is required', 'Authorization');
     try {
       const { payload } = await jwtVerify(token, key, { issuer: settings.issuer, algorithms: ['HS256'] });

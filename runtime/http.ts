@@ -1,4 +1,5 @@
-import type { Server } from 'node:http';
+import { createServer, STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { z } from 'zod';
@@ -18,6 +19,19 @@ export interface HttpOptions {
   isDraining: () => boolean;
   bodyLimit?: string;
 }
+
+/**
+ * The largest header set (request line and header fields) answered normally, in bytes: Node's own default, kept.
+ * The server parses up to four times more (SERVER_MAX_HEADER_BYTES) so that a request over this size still reaches
+ * express and is refused with the documented error shape and counted in the request metrics; only a header set
+ * past that bound is refused by Node's parser, and `listen` answers that one in the same shape (see clientError).
+ */
+export const MAX_HEADER_BYTES = 16 * 1024;
+const SERVER_MAX_HEADER_BYTES = 4 * MAX_HEADER_BYTES;
+
+type RequestLabels = { method: string; route: string; status: string };
+/** The request counter of each app, for refusals answered by the HTTP server before express ran (in `listen`). */
+const requestCounters = new WeakMap<Express, (labels: RequestLabels) => void>();
 
 /**
  * An express app with what every service needs: JSON bodies with a size limit,
@@ -55,6 +69,16 @@ export function createHttpApp(options: HttpOptions, routes: (app: Express) => vo
     next();
   };
   app.use(measure);
+  requestCounters.set(app, (labels) => requests.inc(labels));
+
+  const refuseOversizedHeaders: RequestHandler = (req, res, next) => {
+    // As Node counts it: the request line plus every "name: value" line with its CRLF.
+    const size = req.rawHeaders.reduce((total, part) => total + part.length + 2, req.method.length + req.url.length + 12);
+    if (size <= MAX_HEADER_BYTES) return next();
+    res.set('Connection', 'close');
+    res.status(431).json(errorBody('headers_too_large', `request headers are too large: at most ${MAX_HEADER_BYTES} bytes`, 'headers'));
+  };
+  app.use(refuseOversizedHeaders);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -73,7 +97,7 @@ export function createHttpApp(options: HttpOptions, routes: (app: Express) => vo
     res.status(503).json(errorBody('draining', 'this instance is shutting down; retry on another'));
   };
   app.use(refuseWhileDraining);
-  app.use(express.json({ limit: options.bodyLimit ?? '16kb', strict: true }));
+  app.use(express.json({ limit: options.bodyLimit ?? '16kb', strict: true, verify: refuseDuplicateKeys }));
 
   routes(app);
 
@@ -111,10 +135,94 @@ function toAppError(error: unknown): AppError | undefined {
   return undefined;
 }
 
+/**
+ * JSON.parse keeps the last of two equal keys, so `"amount":"99999","amount":"10000"` would be read as 10000 while a
+ * proxy, a log or a signature check upstream may have read 99999: such a body is refused, naming the key. Runs as
+ * express.json's `verify`, on the raw text before it is parsed.
+ */
+const refuseDuplicateKeys = (_req: unknown, _res: unknown, buffer: Buffer, encoding: string): void => {
+  const duplicate = firstDuplicateKey(buffer.toString(Buffer.isEncoding(encoding) ? encoding : 'utf8'));
+  // body-parser keeps the status of an error thrown here, so this reaches the error handler as our own 400.
+  if (duplicate !== undefined) throw new AppError(400, 'invalid_request', `${duplicate}: duplicated key; send each field once`, duplicate);
+};
+
+/**
+ * The path ("amount", "rule.currencies" or "items.2.id") of the first key that appears twice in one JSON object, or
+ * undefined. Text that is not JSON gives undefined or a meaningless path at worst: JSON.parse refuses it next.
+ */
+export function firstDuplicateKey(text: string): string | undefined {
+  // One frame per open object or array: the keys seen so far (objects) and where the current value sits.
+  const stack: Array<{ keys: Set<string> | undefined; at: string }> = [];
+  let expectingKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      const top = stack.at(-1);
+      if (top?.keys && expectingKey) {
+        let key: string;
+        try {
+          key = JSON.parse(text.slice(i, end + 1)) as string;
+        } catch {
+          return undefined;
+        }
+        if (top.keys.has(key)) return [...stack.slice(0, -1).map((frame) => frame.at), key].join('.');
+        top.keys.add(key);
+        top.at = key;
+        expectingKey = false;
+      }
+      i = end;
+    } else if (char === '{') {
+      stack.push({ keys: new Set(), at: '' });
+      expectingKey = true;
+    } else if (char === '[') {
+      stack.push({ keys: undefined, at: '0' });
+      expectingKey = false;
+    } else if (char === '}' || char === ']') {
+      stack.pop();
+      expectingKey = false;
+    } else if (char === ',') {
+      const top = stack.at(-1);
+      if (top?.keys) expectingKey = true;
+      else if (top) top.at = String(Number(top.at) + 1);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What Node's HTTP parser refuses before express sees the request (a header set over SERVER_MAX_HEADER_BYTES,
+ * a malformed request line, a request that took too long to arrive) is answered here in the documented error
+ * shape and counted like any other request, instead of Node's bare status line.
+ */
+function answerClientError(app: Express, error: NodeJS.ErrnoException, socket: Duplex): void {
+  const inProgress = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (!socket.writable || error.code === 'ECONNRESET' || inProgress?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, body] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, errorBody('headers_too_large', `request headers are too large: at most ${MAX_HEADER_BYTES} bytes`, 'headers')]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, errorBody('request_timeout', 'the request did not arrive in time')]
+        : [400, errorBody('bad_request', 'request could not be read')];
+  const text = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+  // The parser stopped before the method and path were known.
+  requestCounters.get(app)?.({ method: 'unknown', route: 'unmatched', status: String(status) });
+}
+
 /** Listens on the port (0 picks a free one) and resolves with the bound port and a closer. */
 export function listen(app: Express, port: number, host = '0.0.0.0'): Promise<{ port: number; close: () => Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const server: Server = app.listen(port, host, () => {
+    const server: Server = createServer({ maxHeaderSize: SERVER_MAX_HEADER_BYTES }, app);
+    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(app, error, socket));
+    server.listen(port, host, () => {
       const address = server.address();
       const boundPort = typeof address === 'object' && address ? address.port : port;
       resolve({

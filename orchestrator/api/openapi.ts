@@ -79,7 +79,8 @@ const listParameters = z.strictObject({
   ...listQuery.shape,
   accountId: listQuery.shape.accountId.meta({ description: 'The account whose payments to list', example: 'acc-42' }),
   status: listQuery.shape.status.meta({ description: 'Only payments in this status' }),
-  limit: listQuery.shape.limit.meta({ description: 'Page size, 1-100' }),
+  // Documented as the integer it is; the parser (listQuery) also refuses any spelling but plain digits (`1e1`, `0x10`).
+  limit: z.int().min(1).max(100).default(50).meta({ description: 'Page size, 1-100, written in plain digits (`1e1` or `0x10` are refused)', example: 20 }),
   cursor: listQuery.shape.cursor.meta({ description: 'The `nextCursor` of the previous page (opaque)' }),
 });
 
@@ -127,6 +128,12 @@ const draining: ResponseConfig = {
   ...errorResponse('This instance is shutting down; retry on another', ['draining', 'this instance is shutting down; retry on another']),
   headers: retryAfter,
 };
+/** Any route: the request line and headers together are over 16 kB (MAX_HEADER_BYTES). */
+const headersTooLarge = errorResponse('The request line and headers are over 16 kB', [
+  'headers_too_large',
+  'request headers are too large: at most 16384 bytes',
+  'headers',
+]);
 const badQuery = (...examples: ErrorExample[]) => errorResponse('Invalid input; `field` names the part at fault', ...examples);
 
 const requires = (scope: string) => ({ security: [{ [BEARER]: [scope] }] });
@@ -161,10 +168,13 @@ const routes: RouteConfig[] = [
       400: badQuery(
         ['invalid_request', 'amount: between 100 and 100000000 minor units of EUR', 'amount'],
         ['invalid_request', 'Idempotency-Key: required header', 'Idempotency-Key'],
+        ['invalid_request', 'Idempotency-Key: too long: at most 100 characters', 'Idempotency-Key'],
+        ['invalid_request', 'amount: duplicated key; send each field once', 'amount'],
         ['malformed_json', 'request body is not valid JSON', 'body'],
       ),
       ...secured(WRITE),
       413: errorResponse('The body is over the size limit (16 kB)', ['body_too_large', 'request body is too large', 'body']),
+      431: headersTooLarge,
       422: errorResponse(
         'No gateway serves this payment, or the Idempotency-Key was used with another body',
         ['no_gateway', 'no available gateway serves withdrawal in USD for region US', 'region'],
@@ -210,6 +220,7 @@ const routes: RouteConfig[] = [
       400: badQuery(
         ['invalid_request', 'accountId: Invalid input: expected string, received undefined', 'accountId'],
         ['invalid_request', 'limit: Too big: expected number to be <=100', 'limit'],
+        ['invalid_request', 'limit: a whole number 1-100, digits only', 'limit'],
       ),
       ...secured(READ),
       503: draining,

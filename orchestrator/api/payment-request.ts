@@ -44,9 +44,10 @@ export const paymentRequest = z
 export type PaymentRequest = z.infer<typeof paymentRequest>;
 
 export const idempotencyKey = z
-  .string({ error: 'required header' })
-  .min(1)
-  .max(100)
+  // Only an absent header is "required": a schema-wide message would also stand for every check below.
+  .string({ error: (issue) => (issue.input === undefined ? 'required header' : 'a string') })
+  .min(1, 'must not be empty')
+  .max(100, 'too long: at most 100 characters')
   .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only');
 
 /** `Prefer: wait=N` (RFC 7240): how long the caller will wait for a terminal state, in seconds. */
@@ -59,6 +60,12 @@ export const preferWait = z
 export const listQuery = z.strictObject({
   accountId,
   status: paymentStatus.optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(50),
+  // Digits only: Number() would also read `1e1`, `0x10`, ` 5` or `5.0`, which no client means as a page size.
+  limit: z
+    .string({ error: 'a whole number 1-100, given once' })
+    .regex(/^[0-9]{1,6}$/, 'a whole number 1-100, digits only')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(100))
+    .default(50),
   cursor: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'a cursor returned by a previous page').optional(),
 });
