@@ -211,7 +211,13 @@ export async function runLoad(plan: LoadPlan, deps: LoadDeps): Promise<LoadResul
               refusals++;
               overloadRetries++;
               // A little jitter, so refused clients do not all come back in the same millisecond.
-              await delay((retryAfterMs(answer.headers['retry-after']) ?? backoff) * (1 + Math.random() * 0.2));
+              // A client waiting to retry holds no request open: it does not count against maxConnections.
+              httpInFlight--;
+              try {
+                await delay((retryAfterMs(answer.headers['retry-after']) ?? backoff) * (1 + Math.random() * 0.2));
+              } finally {
+                httpInFlight++;
+              }
               continue;
             }
             failure = `HTTP ${answer.statusCode}${code.success ? ` ${code.data.error.code}` : ''}`;
