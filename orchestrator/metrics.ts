@@ -125,6 +125,20 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       registers: [registry],
       collect: zeroFor(gatewayIds),
     }),
+    compensationResends: new Counter({
+      name: 'payment_compensation_resends_total',
+      help: 'Compensate commands sent again (same command id) because the void/refund was not confirmed by its deadline, by gateway',
+      labelNames: ['gateway'],
+      registers: [registry],
+      collect: zeroFor(gatewayIds),
+    }),
+    compensationsUnconfirmed: new Counter({
+      name: 'payment_compensations_unconfirmed_total',
+      help: 'Late successes whose void/refund was never confirmed after the last compensate command: flagged for review (compensation-unconfirmed), by gateway',
+      labelNames: ['gateway'],
+      registers: [registry],
+      collect: zeroFor(gatewayIds),
+    }),
     healthTransitions: new Counter({
       name: 'gateway_health_transitions_total',
       help: "Gateway health state changes made by this instance, by new state and reason (health/gateway-health.ts's ChangeReason)",

@@ -76,10 +76,16 @@ export const attemptView = z
         'cancelled; compensating: succeeded after the payment settled elsewhere, void/refund requested; compensated: void/refund confirmed',
     }),
     dispatchedAt: timestamp,
-    deadline: timestamp.meta({ description: 'When the current wait ends: the outcome while in flight, the cancel confirmation while cancelling' }),
+    deadline: timestamp.meta({
+      description: 'When the current wait ends: the outcome while in flight, the cancel confirmation while cancelling, the void/refund confirmation while compensating',
+    }),
     completedAt: timestamp.optional(),
     reasonCode: z.string().optional().meta({ description: "The gateway's failure reason, `timeout`, or `unreadable-result` (cancel asked after an answer that could not be read)" }),
     cancelUnconfirmedAt: timestamp.optional().meta({ description: 'Set when a cancel was never confirmed; the payment is then flagged for review' }),
+    compensationsSent: z.int().min(1).optional().meta({ description: 'While compensating: compensate commands sent so far, all with the same command id' }),
+    compensationUnconfirmedAt: timestamp
+      .optional()
+      .meta({ description: 'Set when the last compensate command went unconfirmed too; the payment is then flagged for review' }),
     unreadableResult: z
       .object({
         deadLetter: z.string().meta({ description: 'Where the message was parked on the dead-letter topic: "{topic}:{partition}:{offset}", also its key there' }),
@@ -106,12 +112,16 @@ export const paymentView = z
     updatedAt: timestamp,
     review: z
       .object({
-        reason: z.literal('cancel-unconfirmed'),
+        reason: z.enum(['cancel-unconfirmed', 'compensation-unconfirmed']).meta({
+          description:
+            'cancel-unconfirmed: a timed-out withdrawal gateway never confirmed the cancel (the payment stays PENDING); ' +
+            'compensation-unconfirmed: a gateway never confirmed the void/refund of a late success (the payment keeps its terminal status)',
+        }),
         attemptId: ids.attemptId,
         since: timestamp,
       })
       .optional()
-      .meta({ description: 'Present while a person must look at the payment: it stays PENDING and is listed under /v1/reviews' }),
+      .meta({ description: 'Present while a person must look at the payment; it is listed under /v1/reviews' }),
     attempts: z.array(attemptView).meta({ description: 'Every attempt, oldest first, each with its routing explanation' }),
   })
   .meta({

@@ -46,6 +46,9 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
   const command = (payment: Payment, attempt: Attempt, kind: AttemptCommand['command'], reason: string): TopicMessage => {
     const message: AttemptCommand = {
       ...envelope('attempt.command'),
+      // A compensate command sent again after its deadline is the same command, not a second refund: one id
+      // per attempt, so a gateway that de-duplicates on it voids/refunds once however many times it is sent.
+      ...(kind === 'compensate' ? { eventId: `${attempt.id}:compensate` } : {}),
       command: kind,
       paymentId: payment.id,
       attemptId: attempt.id,
@@ -86,8 +89,11 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
             return [status(payment)];
           case 'cancel':
             return [command(payment, effect.attempt, 'cancel', 'timed out, or another attempt settled the payment')];
-          case 'compensate':
-            return [command(payment, effect.attempt, 'compensate', 'late success after the payment settled')];
+          case 'compensate': {
+            const sent = effect.attempt.compensationsSent ?? 1;
+            const why = sent > 1 ? `late success after the payment settled; not confirmed yet, sent again (${sent})` : 'late success after the payment settled';
+            return [command(payment, effect.attempt, 'compensate', why)];
+          }
           case 'flag-review':
             return [];
         }
@@ -121,12 +127,26 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
           case 'cancel':
             logger.warn(ids, 'attempt cancel sent');
             break;
-          case 'compensate':
+          case 'compensate': {
+            const sent = effect.attempt.compensationsSent ?? 1;
+            // Counted once per late success; re-sends have their own counter (results/apply-outcome.ts learn).
+            if (sent > 1) {
+              logger.warn({ ...ids, sent, deadline: effect.attempt.deadline }, 'compensation not confirmed in time: compensate command sent again');
+              break;
+            }
             metrics.compensations.inc({ gateway: effect.attempt.gatewayId });
             logger.critical(ids, 'late success after the payment settled: compensation sent');
             break;
+          }
           case 'flag-review':
-            logger.critical(ids, 'withdrawal flagged for review: the timed-out gateway never confirmed the cancel');
+            if (payment.review?.reason === 'compensation-unconfirmed' && payment.review.attemptId === effect.attempt.id) {
+              logger.critical(
+                { ...ids, sent: effect.attempt.compensationsSent },
+                'payment flagged for review: the gateway never confirmed the void/refund of a late success; the customer may have been paid twice',
+              );
+            } else {
+              logger.critical(ids, 'withdrawal flagged for review: the timed-out gateway never confirmed the cancel');
+            }
             break;
         }
       }

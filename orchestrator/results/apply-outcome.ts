@@ -97,5 +97,13 @@ function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt:
   }
   if (outcome.kind === 'unreadable') metrics.resultsUnreadable.inc({ gateway });
   if (after.attempts.length > before.attempts.length) metrics.failovers.inc({ gateway, cause: outcome.kind });
-  if (after.review && !before.review) metrics.flaggedForReview.inc({ gateway });
+  // Each review reason has its own counter: payments_flagged_for_review_total keeps meaning "a withdrawal's cancel".
+  if (after.review && !before.review) {
+    if (after.review.reason === 'compensation-unconfirmed') metrics.compensationsUnconfirmed.inc({ gateway });
+    else metrics.flaggedForReview.inc({ gateway });
+  }
+  if (outcome.kind === 'timeout' && attempt.status === 'compensating') {
+    const resent = after.attempts.find((candidate) => candidate.id === attempt.id);
+    if ((resent?.compensationsSent ?? 0) > (attempt.compensationsSent ?? 1)) metrics.compensationResends.inc({ gateway });
+  }
 }

@@ -23,12 +23,19 @@ export interface Attempt {
   gatewayId: string;
   status: AttemptStatus;
   dispatchedAt: string;
-  /** When the current wait ends: the outcome while in flight, the cancel confirmation while cancelling. */
+  /**
+   * When the current wait ends: the outcome while in flight, the cancel confirmation while cancelling, the
+   * void/refund confirmation while compensating.
+   */
   deadline: string;
   completedAt?: string;
   reasonCode?: string;
   /** Set when a cancel was never confirmed: nobody waits on this attempt's deadline any more. */
   cancelUnconfirmedAt?: string;
+  /** While compensating: how many compensate commands were sent (all with the same command id). */
+  compensationsSent?: number;
+  /** Set when the last compensate command went unconfirmed too: nobody waits on this attempt's deadline any more. */
+  compensationUnconfirmedAt?: string;
   /**
    * A message named this attempt but its outcome could not be read: where it
    * was parked on the dead-letter topic ("{topic}:{partition}:{offset}"),
@@ -53,9 +60,18 @@ export interface Payment {
   /** Number of status events published so far; the next one carries sequence + 1. */
   statusSequence: number;
   /** Present while a person must look at the payment: it stays PENDING and is listed for review. */
-  review?: { reason: 'cancel-unconfirmed'; attemptId: string; since: string };
+  review?: { reason: ReviewReason; attemptId: string; since: string };
   attempts: Attempt[];
 }
+
+/**
+ * Why a person must look: a withdrawal's timed-out gateway never confirmed the cancel (it may have paid), or a
+ * gateway never confirmed the void/refund of a late success (the customer may have been paid twice).
+ */
+export type ReviewReason = 'cancel-unconfirmed' | 'compensation-unconfirmed';
+
+/** Compensate commands sent for one late success before it is flagged for review, unless the context says otherwise. */
+export const DEFAULT_MAX_COMPENSATION_TRIES = 5;
 
 /** Something the state machine decided must happen outside it, after the new state is stored. */
 export type Effect =
@@ -91,6 +107,8 @@ export interface DecisionContext {
   newAttemptId: () => string;
   timeoutMsOf: (gatewayId: string) => number;
   timeoutPolicyOf: (gatewayId: string, type: PaymentType) => 'failover' | 'cancel-first';
+  /** Compensate commands sent (the first included) before an unconfirmed compensation is flagged; default 5. */
+  maxCompensationTries?: number;
 }
 
 export type Decision =
@@ -149,7 +167,7 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
         return { changed: false, why: 'duplicate' };
       }
       // Also a late success, after a timeout or cancel: it wins if nothing else has settled the payment.
-      return pending ? settleSuccess(payment, attempt, outcome.at) : compensate(payment, attempt, outcome.at);
+      return pending ? settleSuccess(payment, attempt, outcome.at) : compensate(payment, attempt, outcome.at, startOf(outcome), context);
 
     case 'failure':
       if (!isOpen(attempt)) return { changed: false, why: 'after-completion' };
@@ -158,6 +176,7 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
       return failOver(payment, closedAttempt(attempt, outcome), outcome.at, context, startOf(outcome));
 
     case 'timeout':
+      if (attempt.status === 'compensating') return compensationTimedOut(payment, attempt, outcome.at, startOf(outcome), context);
       if (attempt.status === 'in-flight') {
         if (!pending) return closeAttempt(payment, attempt, outcome);
         if (context.timeoutPolicyOf(attempt.gatewayId, payment.type) === 'cancel-first') {
@@ -187,9 +206,13 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
       return { changed: true, payment: withAttempt(payment, marked, outcome.at), effects: [] };
     }
 
-    case 'compensation-confirmed':
+    case 'compensation-confirmed': {
       if (attempt.status !== 'compensating') return { changed: false, why: attempt.status === 'compensated' ? 'duplicate' : 'after-completion' };
-      return { changed: true, payment: withAttempt(payment, { ...attempt, status: 'compensated' }, outcome.at), effects: [] };
+      const confirmed = withAttempt(payment, { ...attempt, status: 'compensated' }, outcome.at);
+      // A confirmation that comes after the compensation was flagged answers the question the review asked.
+      const answered = payment.review?.reason === 'compensation-unconfirmed' && payment.review.attemptId === attempt.id;
+      return { changed: true, payment: answered ? withoutReview(confirmed) : confirmed, effects: [] };
+    }
   }
 }
 
@@ -211,9 +234,39 @@ function settleSuccess(payment: Payment, attempt: Attempt, at: string): Decision
   return { changed: true, payment: settled, effects: [{ type: 'publish-status' }, ...cancels] };
 }
 
-function compensate(payment: Payment, attempt: Attempt, at: string): Decision {
-  const marked: Attempt = { ...attempt, status: 'compensating', completedAt: at };
+function compensate(payment: Payment, attempt: Attempt, at: string, startAt: string, context: DecisionContext): Decision {
+  const marked: Attempt = {
+    ...attempt,
+    status: 'compensating',
+    completedAt: at,
+    compensationsSent: 1,
+    deadline: compensationDeadline(startAt, context.timeoutMsOf(attempt.gatewayId), 1),
+  };
   return { changed: true, payment: withAttempt(payment, marked, at), effects: [{ type: 'compensate', attempt: marked }] };
+}
+
+/**
+ * How long to wait for the confirmation of the n-th compensate command: the gateway's timeout, doubled with
+ * each command sent up to 8 times it, so a gateway that is down for a while is not sent a command per timeout.
+ */
+function compensationDeadline(startAt: string, timeoutMs: number, sent: number): string {
+  return new Date(Date.parse(startAt) + timeoutMs * 2 ** Math.min(sent - 1, 3)).toISOString();
+}
+
+/** No confirmation of a void/refund in time: the same command again, or after the last one, a person decides. */
+function compensationTimedOut(payment: Payment, attempt: Attempt, at: string, startAt: string, context: DecisionContext): Decision {
+  if (attempt.compensationUnconfirmedAt !== undefined) return { changed: false, why: 'after-completion' };
+  // A timeout delivered again (its claim lease ran out) comes before the deadline of the command sent since.
+  if (Date.parse(at) < Date.parse(attempt.deadline)) return { changed: false, why: 'duplicate' };
+  const sent = attempt.compensationsSent ?? 1;
+  if (sent >= (context.maxCompensationTries ?? DEFAULT_MAX_COMPENSATION_TRIES)) {
+    const unconfirmed: Attempt = { ...attempt, compensationUnconfirmedAt: at };
+    // The payment keeps its terminal status (the money that counts moved elsewhere); the review is about this attempt.
+    const review = payment.review ?? { reason: 'compensation-unconfirmed' as const, attemptId: attempt.id, since: at };
+    return { changed: true, payment: { ...withAttempt(payment, unconfirmed, at), review }, effects: [{ type: 'flag-review', attempt: unconfirmed }] };
+  }
+  const resent: Attempt = { ...attempt, compensationsSent: sent + 1, deadline: compensationDeadline(startAt, context.timeoutMsOf(attempt.gatewayId), sent + 1) };
+  return { changed: true, payment: withAttempt(payment, resent, at), effects: [{ type: 'compensate', attempt: resent }] };
 }
 
 function finish(payment: Payment, attempt: Attempt, outcome: Ending, reason: string): Decision {
@@ -288,9 +341,13 @@ function withStatus(payment: Payment, status: PaymentStatus, reason: string | un
   return { ...rest, status, statusSequence: payment.statusSequence + 1, ...(reason === undefined ? {} : { reason }) };
 }
 
-/** Deadlines of attempts still waiting for an outcome: what the timeout scheduler watches. */
+/** Deadlines of attempts still waiting for an outcome or a void/refund confirmation: what the timeout scheduler watches. */
 export function openDeadlines(payment: Payment): Array<{ attemptId: string; deadline: string }> {
   return payment.attempts
-    .filter((attempt) => isOpen(attempt) && attempt.cancelUnconfirmedAt === undefined)
+    .filter(
+      (attempt) =>
+        (isOpen(attempt) && attempt.cancelUnconfirmedAt === undefined) ||
+        (attempt.status === 'compensating' && attempt.compensationUnconfirmedAt === undefined),
+    )
     .map((attempt) => ({ attemptId: attempt.id, deadline: attempt.deadline }));
 }

@@ -806,6 +806,104 @@ describe('decide: compensation confirmed', () => {
   });
 });
 
+describe('decide: a compensation never confirmed (deadline, re-send, review)', () => {
+  /** att-1 (gw-a, 30 s timeout) timed out, att-2 settled the deposit at 32 s, att-1 succeeded late at 40 s: compensating. */
+  const compensating = (context: DecisionContext) => given(context, timeout('att-1', 30), success('att-2', 32), success('att-1', 40));
+
+  test('When a late success is compensated, then the attempt waits for the confirmation until its gateway times out', () => {
+    const { context } = harness();
+    const payment = compensating(context);
+    expect(attempt(payment, 'att-1')).toMatchObject({ status: 'compensating', compensationsSent: 1, deadline: at(70) });
+    expect(openDeadlines(payment)).toEqual([{ attemptId: 'att-1', deadline: at(70) }]);
+  });
+
+  test('When the deadline passes unconfirmed, then the compensate command is sent again with a wait twice as long, and the status does not change', () => {
+    const { context } = harness();
+
+    const { payment: next, effects } = expectChanged(decide(compensating(context), timeout('att-1', 70), context));
+
+    expect(attempt(next, 'att-1')).toMatchObject({ status: 'compensating', compensationsSent: 2, deadline: at(130) });
+    expect(effects).toEqual([{ type: 'compensate', attempt: attempt(next, 'att-1') }]);
+    expect([next.status, next.statusSequence, next.review]).toEqual(['SUCCESS', 2, undefined]);
+    expect(openDeadlines(next)).toEqual([{ attemptId: 'att-1', deadline: at(130) }]);
+  });
+
+  test('When the timeout is read late, then the next wait starts when it is decided (`now`), not when it fired', () => {
+    const { context } = harness();
+    const late: Outcome = { ...timeout('att-1', 70), now: at(75) };
+    const { payment: next } = expectChanged(decide(compensating(context), late, context));
+    expect(attempt(next, 'att-1').deadline).toBe(at(135));
+  });
+
+  test('When every command goes unconfirmed, then the waits double up to 8 times the timeout and the fifth is the last', () => {
+    const { context } = harness();
+    let payment = compensating(context);
+    const deadlines = [attempt(payment, 'att-1').deadline];
+    for (let sent = 1; sent < 5; sent++) {
+      const { payment: next, effects } = expectChanged(decide(payment, { kind: 'timeout', attemptId: 'att-1', at: attempt(payment, 'att-1').deadline }, context));
+      expect(effects.map((effect) => effect.type)).toEqual(['compensate']);
+      payment = next;
+      deadlines.push(attempt(payment, 'att-1').deadline);
+    }
+    // 30 s, 60 s, 120 s, 240 s, then capped at 240 s.
+    expect(deadlines).toEqual([at(70), at(130), at(250), at(490), at(730)]);
+    expect(attempt(payment, 'att-1').compensationsSent).toBe(5);
+
+    const { payment: flagged, effects } = expectChanged(decide(payment, timeout('att-1', 730), context));
+
+    expect(flagged.review).toEqual({ reason: 'compensation-unconfirmed', attemptId: 'att-1', since: at(730) });
+    expect(attempt(flagged, 'att-1')).toMatchObject({ status: 'compensating', compensationUnconfirmedAt: at(730) });
+    expect(effects).toEqual([{ type: 'flag-review', attempt: attempt(flagged, 'att-1') }]);
+    expect([flagged.status, flagged.statusSequence]).toEqual(['SUCCESS', 2]);
+    expect(openDeadlines(flagged)).toEqual([]);
+  });
+
+  test('When the context allows two commands, then the second unconfirmed one flags the payment', () => {
+    const context = { ...harness().context, maxCompensationTries: 2 };
+    const resent = givenFrom(compensating(context), context, [timeout('att-1', 70)]);
+
+    const { payment: flagged, effects } = expectChanged(decide(resent, timeout('att-1', 130), context));
+
+    expect(flagged.review?.reason).toBe('compensation-unconfirmed');
+    expect(effects.map((effect) => effect.type)).toEqual(['flag-review']);
+  });
+
+  test('When the timeout of an earlier command is delivered again, then nothing changes', () => {
+    const { context } = harness();
+    const resent = givenFrom(compensating(context), context, [timeout('att-1', 70)]);
+    expect(decide(resent, timeout('att-1', 70), context)).toEqual({ changed: false, why: 'duplicate' });
+  });
+
+  test('When the compensation is confirmed after a re-send, then it is compensated and nobody waits any more', () => {
+    const { context } = harness();
+    const resent = givenFrom(compensating(context), context, [timeout('att-1', 70)]);
+
+    const { payment: next, effects } = expectChanged(decide(resent, compensationConfirmed('att-1', 80), context));
+
+    expect(attempt(next, 'att-1').status).toBe('compensated');
+    expect(effects).toEqual([]);
+    expect(openDeadlines(next)).toEqual([]);
+  });
+
+  test('When the confirmation comes after the payment was flagged, then the attempt is compensated and the review is cleared', () => {
+    const context = { ...harness().context, maxCompensationTries: 1 };
+    const flagged = givenFrom(compensating(context), context, [timeout('att-1', 70)]);
+    expect(flagged.review?.reason).toBe('compensation-unconfirmed');
+
+    const { payment: next } = expectChanged(decide(flagged, compensationConfirmed('att-1', 90), context));
+
+    expect(attempt(next, 'att-1').status).toBe('compensated');
+    expect(next.review).toBeUndefined();
+    expect(next.status).toBe('SUCCESS');
+  });
+
+  test('When a timeout arrives after the payment was flagged, then nothing changes', () => {
+    const context = { ...harness().context, maxCompensationTries: 1 };
+    const flagged = givenFrom(compensating(context), context, [timeout('att-1', 70)]);
+    expect(decide(flagged, timeout('att-1', 200), context)).toEqual({ changed: false, why: 'after-completion' });
+  });
+});
+
 describe('decide: purity', () => {
   test('When deciding, then the stored payment given in is never modified', () => {
     const { context } = harness();
@@ -870,10 +968,13 @@ describe('openDeadlines', () => {
         { ...first, id: 'att-2', status: 'cancelling', deadline: at(61), cancelUnconfirmedAt: at(61) },
         { ...first, id: 'att-3', status: 'compensating', deadline: at(62) },
         { ...first, id: 'att-4', status: 'in-flight', deadline: at(63) },
+        { ...first, id: 'att-5', status: 'compensating', deadline: at(64), compensationUnconfirmedAt: at(64) },
       ],
     };
+    // A compensating attempt waits for the void/refund confirmation until it is flagged too.
     expect(openDeadlines(payment)).toEqual([
       { attemptId: 'att-1', deadline: at(60) },
+      { attemptId: 'att-3', deadline: at(62) },
       { attemptId: 'att-4', deadline: at(63) },
     ]);
   });
@@ -1052,9 +1153,13 @@ function brokenInvariants(before: Payment, outcome: Outcome, decision: Decision,
   const added = after.attempts.slice(before.attempts.length);
   const stillCancelling = after.attempts.filter((candidate) => candidate.status === 'cancelling' && !added.includes(candidate));
   if (added.length > 0 && stillCancelling.length > 0) broken.push(`dispatched ${added.map((candidate) => candidate.id).join(', ')} while ${describeAttempts(stillCancelling)}`);
-  const waitedOn = open.filter((candidate) => candidate.cancelUnconfirmedAt === undefined);
+  const waitedOn = after.attempts.filter(
+    (candidate) =>
+      (isOpenStatus(candidate.status) && candidate.cancelUnconfirmedAt === undefined) ||
+      (candidate.status === 'compensating' && candidate.compensationUnconfirmedAt === undefined),
+  );
   if (!same(openDeadlines(after), waitedOn.map((candidate) => ({ attemptId: candidate.id, deadline: candidate.deadline })))) {
-    broken.push('openDeadlines does not list exactly the open attempts not flagged for review');
+    broken.push('openDeadlines does not list exactly the open and compensating attempts not flagged for review');
   }
   if (
     outcome.kind === 'timeout' &&
@@ -1087,10 +1192,23 @@ function brokenInvariants(before: Payment, outcome: Outcome, decision: Decision,
       broken.push(`a cancel was sent for ${cancelled.id}, which is ${stored?.status ?? 'unknown'}`);
     }
   }
-  if (!same(effectAttempts('compensate'), movedTo('compensating'))) broken.push('compensate effects do not match the attempts compensated');
+  // A compensate goes out when an attempt starts compensating, and again when its confirmation deadline passed.
+  const resent = after.attempts.filter(
+    (candidate) =>
+      outcome.kind === 'timeout' &&
+      candidate.id === outcome.attemptId &&
+      prior === 'compensating' &&
+      (candidate.compensationsSent ?? 0) > (priorAttempt?.compensationsSent ?? 0),
+  );
+  if (!same(effectAttempts('compensate'), [...movedTo('compensating'), ...resent])) broken.push('compensate effects do not match the attempts compensated');
 
-  // Review: only a withdrawal (or payment) whose cancel was never confirmed, and only while it is pending.
-  if (after.review) {
+  // Review: a withdrawal (or payment) whose cancel was never confirmed, only while it is pending; or a compensation never confirmed.
+  if (after.review?.reason === 'compensation-unconfirmed') {
+    const flagged = after.attempts.find((candidate) => candidate.id === after.review?.attemptId);
+    if (flagged?.status !== 'compensating' || flagged.compensationUnconfirmedAt !== after.review.since) {
+      broken.push(`the compensation review names ${after.review.attemptId}, which is ${flagged?.status} (unconfirmed since ${flagged?.compensationUnconfirmedAt})`);
+    }
+  } else if (after.review) {
     const flagged = after.attempts.find((candidate) => candidate.id === after.review?.attemptId);
     if (after.status !== 'PENDING') broken.push(`a payment flagged for review is ${after.status}`);
     if (flagged?.status !== 'cancelling' || flagged.cancelUnconfirmedAt !== after.review.since) {
@@ -1098,7 +1216,7 @@ function brokenInvariants(before: Payment, outcome: Outcome, decision: Decision,
     }
   }
   const newlyFlagged = after.review !== undefined && before.review === undefined;
-  if (newlyFlagged && !(outcome.kind === 'timeout' && prior === 'cancelling' && after.review?.attemptId === outcome.attemptId)) {
+  if (newlyFlagged && !(outcome.kind === 'timeout' && (prior === 'cancelling' || prior === 'compensating') && after.review?.attemptId === outcome.attemptId)) {
     broken.push(`a ${outcome.kind} flagged the payment for review`);
   }
   if (newlyFlagged && priorAttempt && Date.parse(outcome.at) < Date.parse(priorAttempt.deadline)) {
