@@ -10,7 +10,7 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 
 import { topicNames } from '../topics/names';
-import { gatewayHealthChanged, gatewayStatsReported, ruleChanged, ruleAudited } from '../topics/schemas';
+import { gatewayHealthChanged, gatewayStatsReported, ruleAudited, ruleEvent } from '../topics/schemas';
 import { backofficeRoutes } from './api/routes';
 import { operatorPageRoutes } from './web/routes';
 import { loadBackofficeConfig, type BackofficeConfig } from './config';
@@ -37,7 +37,13 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
   const topics = topicNames(config.TOPIC_PREFIX);
   const versionConflicts = new Counter({
     name: 'backoffice_rule_version_conflicts_total',
-    help: 'Rule events that did not advance their gateway version: two writers based a change on the same version',
+    help: 'Rule events that did not advance their gateway version (a replay, or two writers based a change on the same version): not applied',
+    registers: [registry],
+  });
+  const rulesRefused = new Counter({
+    name: 'backoffice_rule_events_refused_total',
+    help: 'Rule events refused by the back office view: bad signature, stale version, wrong key, bare tombstone',
+    labelNames: ['reason'],
     registers: [registry],
   });
 
@@ -55,14 +61,21 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
     const rules = await followCompactedTopic({
       ...follow,
       topic: topics.rules,
-      schema: ruleChanged,
+      schema: ruleEvent,
       name: `${config.TOPIC_PREFIX}backoffice-rules`,
-      // The back office's view must not show what it would not have written itself.
+      // The back office's view must not show what it would not have written itself, nor fall back on a replay.
       authenticate: ruleSignatureCheck(config.RULES_SIGNING_KEY),
+      tombstones: 'refuse',
+      // The orchestrators park refused control-plane messages, once (ADR 0016); the back office counts and logs them.
+      parked: { claim: async () => false, release: async () => undefined },
+      onRefused: (reason) => rulesRefused.inc({ reason }),
       apply: (gatewayId, event, offset) => {
-        if (!view.apply(gatewayId, event, offset)) {
-          versionConflicts.inc();
-          logger.critical({ gatewayId, version: event?.version, changedBy: event?.changedBy, offset }, 'rule event did not advance the version: concurrent writers');
+        if (event === null) return;
+        const outcome = view.apply(gatewayId, event, offset);
+        if (outcome === 'stale-version') versionConflicts.inc();
+        if (outcome !== 'applied') {
+          rulesRefused.inc({ reason: outcome });
+          logger.critical({ gatewayId, version: event.version, changedBy: event.changedBy, offset, reason: outcome }, 'rule event not applied: it does not move its gateway forward (a replay or concurrent writers) or names another key');
         }
       },
     });

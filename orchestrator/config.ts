@@ -2,12 +2,19 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { authEnv, refuseDevelopmentKeyInProduction } from '../runtime/auth';
 import { commonEnv, parseConfig, port, positiveInt } from '../runtime/config';
-import { signingEnv } from '../runtime/signing';
+import { healthSigningEnv, refuseDevelopmentHealthKeyInProduction, signingEnv } from '../runtime/signing';
 
 const orchestratorEnv = z.object({
   ...commonEnv,
   ...authEnv,
   ...signingEnv,
+  ...healthSigningEnv,
+  /**
+   * How long a breaker state published on the health topic steers other instances, in ms: after it, the state
+   * is history and changes no breaker (a new instance does not start from it). A state still in force is
+   * published again when it changes; an open breaker turns half-open on its own timer anyway.
+   */
+  HEALTH_STATE_TTL_MS: positiveInt(30_000),
   /** Longest `Prefer: wait=N` honoured, in seconds. */
   PREFER_WAIT_MAX_SECONDS: positiveInt(30),
   PORT: port(8080),
@@ -67,4 +74,7 @@ export type OrchestratorConfig = z.infer<typeof orchestratorEnv>;
 export const orchestratorEnvKeys = Object.keys(orchestratorEnv.shape);
 
 export const loadOrchestratorConfig = (env: Record<string, string | undefined>): OrchestratorConfig =>
-  parseConfig(orchestratorEnv.superRefine(refuseDevelopmentKeyInProduction), env);
+  parseConfig(
+    orchestratorEnv.superRefine(refuseDevelopmentKeyInProduction).superRefine(refuseDevelopmentHealthKeyInProduction),
+    env,
+  );

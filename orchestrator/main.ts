@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { createTokenVerifier } from '../runtime/auth';
-import { ruleSignatureCheck } from '../runtime/signing';
+import { Counter } from 'prom-client';
+import { SIGNATURE_HEADER, ruleSignatureCheck, signMessage, signatureCheck } from '../runtime/signing';
+import type { ParkedLedger } from '../runtime/compacted';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
-import { connectKafka, on, startConsumer } from '../runtime/kafka';
+import { connectKafka, on, RejectMessage, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 import { createRedis } from '../runtime/redis';
 import { topicNames } from '../topics/names';
-import { gatewayHealthChanged, resultMessage, ruleChanged, type GatewayHealthChanged } from '../topics/schemas';
+import { gatewayHealthChanged, resultMessage, ruleEvent, type GatewayHealthChanged } from '../topics/schemas';
 import { openApiRoutes } from './api/openapi';
 import { paymentRoutes } from './api/payments';
 import { createTerminalWaits } from './api/terminal-waits';
@@ -68,31 +70,66 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       lifecycle,
     });
 
+    // Control-plane messages refused (forged, replayed, moved to another key, bare tombstones), on every instance
+    // that reads them; each is parked once for all instances and restarts (the ledger in Redis, ADR 0016).
+    const controlRefused = new Counter({
+      name: 'orchestrator_control_events_refused_total',
+      help: 'Rule and health events refused: bad signature, stale version, wrong key, bare tombstone',
+      labelNames: ['topic', 'reason'],
+      registers: [registry],
+    });
+    const parkedKey = `parked:${topics.deadLetter}`;
+    const parked: ParkedLedger = {
+      claim: async (source) => (await redis.hsetnx(parkedKey, source, clock().toISOString())) === 1,
+      release: async (source) => {
+        await redis.hdel(parkedKey, source);
+      },
+    };
     const rules = await followCompactedTopic({
       ...follow,
       topic: topics.rules,
-      schema: ruleChanged,
+      schema: ruleEvent,
       name: `${config.TOPIC_PREFIX}orchestrator-rules`,
-      // Only the back office (holding the signing key) may steer routing.
+      // Only the back office (holding the signing key) may steer routing; a removal is a signed event, never a bare null.
       authenticate: ruleSignatureCheck(config.RULES_SIGNING_KEY),
+      tombstones: 'refuse',
+      parked,
+      onRefused: (reason) => controlRefused.inc({ topic: 'rules', reason }),
       apply: (gatewayId, event, offset) => {
-        ruleBook.apply(gatewayId, event, offset);
-        logger.info({ gatewayId, rule: event?.rule ?? null, version: event?.version, changedBy: event?.changedBy, offset }, 'routing rule applied');
+        if (event === null) throw new RejectMessage('bare-tombstone', `rule tombstone for ${gatewayId} at offset ${offset}`);
+        const refusal = ruleBook.apply(gatewayId, event, offset);
+        if (refusal?.refused === 'stale-version') {
+          logger.critical({ gatewayId, version: event.version, held: refusal.held, offset }, 'rule event refused: its version does not move the gateway forward (a replay)');
+          throw new RejectMessage('stale-version', `rule ${gatewayId} version ${event.version} at offset ${offset}; version ${refusal.held} is in force`);
+        }
+        if (refusal?.refused === 'wrong-key') {
+          logger.critical({ gatewayId, names: refusal.names, offset }, 'rule event refused: published under another gateway key');
+          throw new RejectMessage('wrong-key', `a rule for ${refusal.names} under key ${gatewayId} at offset ${offset}`);
+        }
+        logger.info(
+          { gatewayId, type: event.type, rule: event.type === 'rule.changed' ? event.rule : null, version: event.version, changedBy: event.changedBy, offset },
+          'routing rule applied',
+        );
       },
     });
     lifecycle.add('rules follower', () => rules.consumer.disconnect());
 
+    // Breaker states are signed by the instances (HEALTH_SIGNING_KEY) and expire: history on the compacted topic
+    // does not steer a new instance, and nobody else can open or close a breaker.
     const publishHealth = (gatewayId: string, breaker: GatewayHealthChanged['breaker']) => {
+      const now = clock();
       const event: GatewayHealthChanged = {
         eventId: randomUUID(),
         type: 'gateway.health',
-        occurredAt: clock().toISOString(),
+        occurredAt: now.toISOString(),
         schemaVersion: 1,
         gatewayId,
         breaker,
         reportedBy: config.INSTANCE_ID,
+        expiresAt: new Date(now.getTime() + config.HEALTH_STATE_TTL_MS).toISOString(),
       };
-      publisher.publish(topics.gatewayHealth, [{ key: gatewayId, value: event }]).catch((error: unknown) => {
+      const signature = signMessage(config.HEALTH_SIGNING_KEY, gatewayId, JSON.stringify(event));
+      publisher.publish(topics.gatewayHealth, [{ key: gatewayId, value: event, headers: { [SIGNATURE_HEADER]: signature } }]).catch((error: unknown) => {
         logger.error({ err: error, gatewayId, breaker }, 'could not publish breaker state');
       });
     };
@@ -129,8 +166,16 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       topic: topics.gatewayHealth,
       schema: gatewayHealthChanged,
       name: `${config.TOPIC_PREFIX}orchestrator-health`,
+      authenticate: signatureCheck(config.HEALTH_SIGNING_KEY),
+      tombstones: 'refuse',
+      parked,
+      onRefused: (reason) => controlRefused.inc({ topic: 'health', reason }),
       apply: (gatewayId, event) => {
-        if (event && event.reportedBy !== config.INSTANCE_ID) breakers.applyRemote(gatewayId, event.breaker);
+        if (event === null || event.reportedBy === config.INSTANCE_ID) return;
+        if (event.gatewayId !== gatewayId) throw new RejectMessage('wrong-key', `a health event of ${event.gatewayId} under key ${gatewayId}`);
+        // Expired history changes nothing (it is normal at start-up, so it is not parked).
+        if (Date.parse(event.expiresAt) <= clock().getTime()) return;
+        breakers.applyRemote(gatewayId, event.breaker, Date.parse(event.occurredAt));
       },
     });
     lifecycle.add('health follower', () => health.consumer.disconnect());

@@ -41,6 +41,50 @@ export interface CompactedFollowerOptions<S extends z.ZodType> {
    * a reason means it is parked on the dead-letter topic and not applied.
    */
   authenticate?: (meta: MessageMeta & { key: string }) => string | undefined;
+  /**
+   * What a tombstone (a key with a null value) means: a removal (`apply`, the default), or nothing at all
+   * (`refuse`: parked with reason `bare-tombstone`), for topics whose removals are signed events of their own.
+   */
+  tombstones?: 'apply' | 'refuse';
+  /**
+   * Remembers, across instances and restarts, which messages were already parked, so re-reading the topic
+   * from its beginning at every start does not dead-letter the same message again (ADR 0016). Without it,
+   * every refusal is parked.
+   */
+  parked?: ParkedLedger;
+  /** Told of every message refused by `authenticate`, by `tombstones: 'refuse'` or by `apply` (a RejectMessage), parked or not. */
+  onRefused?: (reason: string, meta: { key: string | null; partition: number; offset: string }) => void;
+}
+
+/** Which messages were parked on the dead-letter topic, named `topic:partition:offset`. */
+export interface ParkedLedger {
+  /** True for the first caller only: that caller parks the message; everyone else has nothing to do. */
+  claim(source: string): Promise<boolean>;
+  /** Gives a claim back when parking failed, so the next reader parks it. */
+  release(source: string): Promise<void>;
+}
+
+/** A publisher that parks each message only once, however many readers refuse it how many times. */
+function parkingOnce(publisher: Publisher, deadLetterTopic: string, ledger: ParkedLedger, logger: Logger): Publisher {
+  return {
+    publishAll: (messages) => publisher.publishAll(messages),
+    flush: () => publisher.flush(),
+    async publish(topic, messages) {
+      if (topic !== deadLetterTopic) return publisher.publish(topic, messages);
+      const claimed: typeof messages = [];
+      for (const message of messages) {
+        if (await ledger.claim(message.key)) claimed.push(message);
+        else logger.debug({ source: message.key }, 'already parked: not dead-lettered again');
+      }
+      if (claimed.length === 0) return;
+      try {
+        await publisher.publish(topic, claimed);
+      } catch (error) {
+        await Promise.all(claimed.map((message) => ledger.release(message.key)));
+        throw error;
+      }
+    },
+  };
 }
 
 /**
@@ -74,6 +118,16 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
       throw new RejectMessage(reason, `${topic} key ${meta.key} at offset ${meta.offset}`);
     }
   };
+  /** Runs a step; a refusal is reported to `onRefused` and goes on to be parked. */
+  const reporting = async (meta: { key: string | null; partition: number; offset: string }, step: () => void | Promise<void>) => {
+    try {
+      await step();
+    } catch (error) {
+      if (error instanceof RejectMessage) options.onRefused?.(error.reason, meta);
+      throw error;
+    }
+  };
+  const publisher = options.parked ? parkingOnce(options.publisher, options.deadLetterTopic, options.parked, logger) : options.publisher;
 
   const running = await startConsumer({
     kafka,
@@ -82,21 +136,29 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
     handlers: [
       on(topic, schema, async (value, meta) => {
         try {
-          if (meta.key === null) throw new RejectMessage('no-key', 'a compacted topic message needs a key');
-          rejectUnauthentic({ ...meta, key: meta.key });
-          await apply(meta.key, value, meta.offset);
+          await reporting(meta, async () => {
+            if (meta.key === null) throw new RejectMessage('no-key', 'a compacted topic message needs a key');
+            rejectUnauthentic({ ...meta, key: meta.key });
+            await apply(meta.key, value, meta.offset);
+          });
         } finally {
           progress(meta.partition, meta.offset);
         }
       }),
     ],
     onTombstone: async (key, meta) => {
-      rejectUnauthentic({ ...meta, key });
-      await apply(key, null, meta.offset);
-      progress(meta.partition, meta.offset);
+      try {
+        await reporting({ ...meta, key }, async () => {
+          rejectUnauthentic({ ...meta, key });
+          if (options.tombstones === 'refuse') throw new RejectMessage('bare-tombstone', `${topic} key ${key} at offset ${meta.offset}: a removal is a signed, versioned event, never a bare null`);
+          await apply(key, null, meta.offset);
+        });
+      } finally {
+        progress(meta.partition, meta.offset);
+      }
     },
     onDeadLettered: (meta) => progress(meta.partition, meta.offset),
-    publisher: options.publisher,
+    publisher,
     deadLetterTopic: options.deadLetterTopic,
     metrics: options.metrics,
     logger,

@@ -297,7 +297,7 @@ describe('back office rules API', () => {
     expect(withoutRates(gatewaysAfter)).toEqual(withoutRates(gatewaysBefore));
     expect(reported(gatewaysAfter)).toEqual(expect.arrayContaining(reported(gatewaysBefore)));
     expect((await call('GET', `/v1/gateways/${BETA}/audit`)).body).toEqual(trailBefore);
-    // gamma was removed at version 5: its tombstone carries no version, the audit trail does.
+    // gamma was removed at version 5: the removal event carries it, and so does the audit trail.
     const { gatewayId: _id, ...gammaBody } = rule('gamma', { regions: ['APAC'] });
     expect((await call<GatewayView>('PUT', '/v1/gateways/gamma', { body: gammaBody })).etag).toBe('"6"');
   });

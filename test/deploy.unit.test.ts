@@ -262,7 +262,7 @@ describe('deploy/ against the code', () => {
   test('When a service runs in production, then its signing keys come from a Secret, never from a literal value', () => {
     for (const w of workloads) {
       for (const variable of containerOf(w).env ?? []) {
-        if (['AUTH_JWT_SECRET', 'RULES_SIGNING_KEY'].includes(variable.name)) {
+        if (['AUTH_JWT_SECRET', 'RULES_SIGNING_KEY', 'HEALTH_SIGNING_KEY'].includes(variable.name)) {
           expect({ workload: w.metadata.name, variable: variable.name, fromSecret: variable.valueFrom?.secretKeyRef !== undefined }).toEqual({
             workload: w.metadata.name,
             variable: variable.name,

@@ -44,8 +44,9 @@ describe('rule events must come from the back office', () => {
         ['beta', true],
       ]);
 
-      // And a signed removal is honoured.
-      await producer.send({ topic: stack.topics.rules, messages: [signedRuleMessage('beta', null)] });
+      // And a signed removal (a versioned event, never a bare tombstone) is honoured.
+      const removal = JSON.stringify({ eventId: randomUUID(), type: 'rule.removed', occurredAt: new Date().toISOString(), schemaVersion: 1, gatewayId: 'beta', version: 3, changedBy: 'ann' });
+      await producer.send({ topic: stack.topics.rules, messages: [signedRuleMessage('beta', removal)] });
       await untilRouting(stack.baseUrl, (routing) => routing.gateways.every((gateway) => gateway.gatewayId !== 'beta'));
     } finally {
       await producer.disconnect();

@@ -242,11 +242,12 @@ describe('an orchestrator instance started after rule changes', () => {
     await publishRules(stack.kafka, stack.topics, [rule(ALPHA, { weight: 3, regions: ['EU', 'US'] })], 2);
     await publishRules(stack.kafka, stack.topics, [rule(BETA, { available: false, unavailableReason: 'maintenance', rateLimitPerSecond: 50 })], 3);
     await publishRules(stack.kafka, stack.topics, [rule(ALPHA, { weight: 5, regions: ['EU', 'US'], timeoutMs: 2_000 })], 4);
-    // The back office removes a gateway with a tombstone.
+    // The back office removes a gateway with a signed, versioned removal event (never a bare tombstone).
     const producer = stack.kafka.producer();
     await producer.connect();
     try {
-      await producer.send({ topic: stack.topics.rules, messages: [signedRuleMessage('gamma', null)] });
+      const removal = { eventId: randomUUID(), type: 'rule.removed', occurredAt: new Date().toISOString(), schemaVersion: 1, gatewayId: 'gamma', version: 2, changedBy: 'test' };
+      await producer.send({ topic: stack.topics.rules, messages: [signedRuleMessage('gamma', JSON.stringify(removal))] });
     } finally {
       await producer.disconnect();
     }

@@ -143,11 +143,31 @@ export const ruleChanged = envelope('rule.changed').extend({
 });
 export type RuleChanged = z.infer<typeof ruleChanged>;
 
+/**
+ * Back office → orchestrators: a gateway's rule is removed, at a version above its last one. A removal is a
+ * signed, versioned event like any change, never a bare null (a tombstone on the rule topic changes nothing).
+ */
+export const ruleRemoved = envelope('rule.removed').extend({
+  gatewayId: ids.gatewayId,
+  version: z.number().int().positive(),
+  changedBy: z.string().min(1).max(100),
+});
+export type RuleRemoved = z.infer<typeof ruleRemoved>;
+
+/** Every message on the rule topic (compacted by gateway id); each carries its gateway's version, which only grows. */
+export const ruleEvent = z.discriminatedUnion('type', [ruleChanged, ruleRemoved]);
+export type RuleEvent = z.infer<typeof ruleEvent>;
+
+/** The gateway a rule event is about: a message whose key names another one was moved, and is refused. */
+export const ruleEventGateway = (event: RuleEvent): string => (event.type === 'rule.changed' ? event.rule.gatewayId : event.gatewayId);
+
 /** Orchestrators → everyone: a gateway's breaker changed state (compacted by gateway id). */
 export const gatewayHealthChanged = envelope('gateway.health').extend({
   gatewayId: ids.gatewayId,
   breaker: z.enum(['closed', 'open', 'half-open']),
   reportedBy: z.string().min(1).max(100),
+  /** After this instant (ISO 8601) the state is history: it changes no breaker, so a new instance does not start from it. */
+  expiresAt: z.string().datetime({ offset: true }),
 });
 export type GatewayHealthChanged = z.infer<typeof gatewayHealthChanged>;
 

@@ -38,7 +38,7 @@ export type Decision =
       outcome: 'change';
       action: RuleAuditAction;
       before: GatewayRule | null;
-      /** Null for a removal (a tombstone on the rule topic). */
+      /** Null for a removal (a `rule.removed` event on the rule topic). */
       after: GatewayRule | null;
       version: number;
       changedFields: string[];

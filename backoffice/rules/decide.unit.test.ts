@@ -90,16 +90,30 @@ describe('rule view and audit trail', () => {
     expect(trail.of('alpha')).toHaveLength(1);
   });
 
-  it('When a rule event does not advance the version, then the view says so; a removal keeps the version for a re-creation', async () => {
+  it('When a rule event does not advance the version, then the view keeps what it holds; a removal keeps the version for a re-creation', async () => {
     const view = createRuleView();
-    const event = (version: number) => ({ eventId: `e-${version}`, type: 'rule.changed' as const, occurredAt: '2026-01-01T00:00:00.000Z', schemaVersion: 1 as const, rule: rule('alpha'), version, changedBy: 'ann' });
-    expect(view.apply('alpha', event(2), '0')).toBe(true);
-    expect(view.apply('alpha', event(2), '1')).toBe(false);
-    const waiting = view.untilApplied('alpha', '2', 1_000);
-    view.apply('alpha', null, '2');
+    const event = (version: number, fields: Partial<GatewayRule> = {}) => ({
+      eventId: `e-${version}`,
+      type: 'rule.changed' as const,
+      occurredAt: '2026-01-01T00:00:00.000Z',
+      schemaVersion: 1 as const,
+      rule: rule('alpha', fields),
+      version,
+      changedBy: 'ann',
+    });
+    expect(view.apply('alpha', event(2, { available: false }), '0')).toBe('applied');
+    expect(view.apply('alpha', event(2), '1')).toBe('stale-version');
+    expect(view.apply('alpha', event(1), '2')).toBe('stale-version');
+    expect(view.get('alpha')).toMatchObject({ version: 2, rule: { available: false } });
+    expect(view.apply('beta', event(3), '3')).toBe('wrong-key');
+    expect(view.get('beta')).toBeUndefined();
+    const waiting = view.untilApplied('alpha', '4', 1_000);
+    view.apply('alpha', { eventId: 'e-r', type: 'rule.removed', occurredAt: '2026-01-01T00:00:00.000Z', schemaVersion: 1, gatewayId: 'alpha', version: 3, changedBy: 'ann' }, '4');
     expect(await waiting).toBe(true);
     expect(view.get('alpha')).toBeUndefined();
-    expect(view.lastVersionOf('alpha')).toBe(2);
-    expect(await view.untilApplied('alpha', '3', 10)).toBe(false);
+    expect(view.lastVersionOf('alpha')).toBe(3);
+    expect(view.apply('alpha', event(2), '5')).toBe('stale-version');
+    expect(view.get('alpha')).toBeUndefined();
+    expect(await view.untilApplied('alpha', '6', 10)).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import type { RuleAudited } from '../../topics/schemas';
-import { sumOutcomeCounts, type GatewayHealthChanged, type GatewayRule, type GatewayStatsReported, type RuleChanged } from '../../topics/schemas';
+import { ruleEventGateway, sumOutcomeCounts, type GatewayHealthChanged, type GatewayRule, type GatewayStatsReported, type RuleEvent } from '../../topics/schemas';
 import type { RuleEntry } from './decide';
 
 /**
@@ -9,9 +9,14 @@ import type { RuleEntry } from './decide';
  * offset of the last event applied for a gateway tells whether a write of
  * ours has been read back.
  */
+/** What one rule event did to the view: applied, or refused because it does not move its gateway forward or names another key. */
+export type ViewApplied = 'applied' | 'stale-version' | 'wrong-key';
+
 export function createRuleView() {
   const entries = new Map<string, RuleEntry>();
   const lastVersions = new Map<string, number>();
+  /** The highest version read from the topic per gateway (removals included): an event at or below it is a replay. */
+  const appliedVersions = new Map<string, number>();
   const appliedOffsets = new Map<string, bigint>();
   const waiters = new Set<{ gatewayId: string; offset: bigint; wake: () => void }>();
 
@@ -28,21 +33,26 @@ export function createRuleView() {
     noteVersion,
 
     /**
-     * Applies one rule event or tombstone read at `offset`. Returns false when
-     * the event does not advance the version: two writers based a change on
-     * the same version (only possible with several back-office instances).
+     * Applies one rule event (a change or a removal) read at `offset`, only
+     * when its version is above the one read last for its gateway: an older
+     * event replayed on the topic, or two writers that based a change on the
+     * same version (several back-office instances), change nothing. Either
+     * way the offset counts as read, so a writer waiting for it wakes.
      */
-    apply(gatewayId: string, event: RuleChanged | null, offset: string): boolean {
-      const previous = entries.get(gatewayId);
-      if (event === null) entries.delete(gatewayId);
+    apply(gatewayId: string, event: RuleEvent, offset: string): ViewApplied {
+      let outcome: ViewApplied = 'applied';
+      if (ruleEventGateway(event) !== gatewayId) outcome = 'wrong-key';
+      else if (event.version <= (appliedVersions.get(gatewayId) ?? 0)) outcome = 'stale-version';
       else {
-        entries.set(gatewayId, { rule: event.rule, version: event.version, changedBy: event.changedBy, changedAt: event.occurredAt });
+        appliedVersions.set(gatewayId, event.version);
         noteVersion(gatewayId, event.version);
+        if (event.type === 'rule.removed') entries.delete(gatewayId);
+        else entries.set(gatewayId, { rule: event.rule, version: event.version, changedBy: event.changedBy, changedAt: event.occurredAt });
       }
       const at = BigInt(offset);
       appliedOffsets.set(gatewayId, at);
       for (const waiter of waiters) if (waiter.gatewayId === gatewayId && at >= waiter.offset) waiter.wake();
-      return event === null || previous === undefined || event.version > previous.version;
+      return outcome;
     },
 
     /** Resolves true once the event at `offset` for this gateway has been applied; false after `timeoutMs`. */

@@ -5,7 +5,7 @@ import { AppError } from '../../runtime/errors';
 import type { KafkaMetrics } from '../../runtime/kafka';
 import type { Logger } from '../../runtime/logger';
 import type { RuleAudited } from '../../topics/schemas';
-import type { RuleChanged } from '../../topics/schemas';
+import type { RuleEvent } from '../../topics/schemas';
 import { decide, regionWarnings, withRule, type Rejection, type RuleCommand, type RuleEntry, type RuleWarning } from './decide';
 import type { RuleView } from './view';
 
@@ -51,7 +51,7 @@ export function createKeyedQueue() {
  * version exactly one wins. Across several back-office instances nothing
  * serializes them: see backoffice/README.md.
  *
- * Order of a change: the rule event (or tombstone) is published and read
+ * Order of a change: the rule event (or removal) is published and read
  * back, then the audit event is published.
  */
 export function createRuleWriter(deps: RuleWriterDeps) {
@@ -65,8 +65,8 @@ export function createRuleWriter(deps: RuleWriterDeps) {
     registers: [deps.registry],
   });
 
-  const send = async (topic: string, key: string, value: string | null): Promise<string> => {
-    // Rule events (and tombstones) are signed; the audit trail is not routing input.
+  const send = async (topic: string, key: string, value: string): Promise<string> => {
+    // Rule events (removals included) are signed over key and body, version included; the audit trail is not routing input.
     const headers = topic === topics.rules ? { [SIGNATURE_HEADER]: signMessage(deps.rulesSigningKey, key, value) } : undefined;
     const [metadata] = await producer.send({ topic, acks: -1, messages: [{ key, value, ...(headers ? { headers } : {}) }] });
     deps.kafkaMetrics.produced.inc({ topic });
@@ -87,11 +87,12 @@ export function createRuleWriter(deps: RuleWriterDeps) {
       if (decision.outcome === 'unchanged') return { ...decision, warnings: regionWarnings(beforeRules, beforeRules) };
 
       const now = clock().toISOString();
-      const ruleEvent: RuleChanged | null =
+      // A removal is a signed, versioned event like any change, never a bare tombstone (ADR 0016).
+      const ruleEvent: RuleEvent =
         decision.after === null
-          ? null
+          ? { eventId: deps.newId(), type: 'rule.removed', occurredAt: now, schemaVersion: 1, gatewayId, version: decision.version, changedBy: actor }
           : { eventId: deps.newId(), type: 'rule.changed', occurredAt: now, schemaVersion: 1, rule: decision.after, version: decision.version, changedBy: actor };
-      const offset = await send(topics.rules, gatewayId, ruleEvent === null ? null : JSON.stringify(ruleEvent));
+      const offset = await send(topics.rules, gatewayId, JSON.stringify(ruleEvent));
       view.noteVersion(gatewayId, decision.version);
       changes.inc({ action: decision.action });
       logger.info({ gatewayId, action: decision.action, version: decision.version, actor, changedFields: decision.changedFields, offset }, 'rule change published');

@@ -1,5 +1,5 @@
 import type { Express, Request } from 'express';
-import { requireScope, type TokenVerifier } from '../../runtime/auth';
+import { requireScope, type Principal, type TokenVerifier } from '../../runtime/auth';
 import { AppError } from '../../runtime/errors';
 import { parseOr400 } from '../../runtime/http';
 import type { AcceptPayment } from '../dispatch/accept';
@@ -30,7 +30,9 @@ export function paymentRoutes(app: Express, deps: PaymentRouteDeps): void {
     const prefer = req.get('Prefer');
     const waitSeconds = prefer === undefined ? 0 : Math.min(parseOr400(preferWait, prefer, 'Prefer'), deps.maxWaitSeconds);
     const body = parseOr400(paymentRequest, req.body ?? {});
-    let { payment } = await deps.acceptPayment(body, key);
+    // Idempotency keys are scoped to the caller: two clients using the same key get two payments.
+    const caller = (res.locals.principal as Principal).subject;
+    let { payment } = await deps.acceptPayment(body, { caller, key });
     // Without a wait the answer is always 202 with the payment as it stands, so a repeated request
     // gets the same answer; with one, 200 says the state in the body is terminal.
     let status = 202;

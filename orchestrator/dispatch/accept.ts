@@ -5,7 +5,7 @@ import type { PaymentRequest } from '../api/payment-request';
 import type { Router } from '../routing/router';
 import type { RoutingDecision } from '../routing/select';
 import { createPayment, type Payment } from '../state/payment';
-import type { PaymentStore } from '../state/store';
+import type { PaymentStore, ScopedIdempotencyKey } from '../state/store';
 import type { Effects } from './effects';
 import type { OutboxSender } from './outbox';
 import { decideWithinBudget } from './budget';
@@ -35,10 +35,11 @@ export function requestHash(request: PaymentRequest): string {
  * Accepts a payment: route it, store it as PENDING with its first attempt and
  * deadline (atomically with its idempotency key), then dispatch. A repeated
  * key with the same request returns the payment it created; with another
- * request it is refused.
+ * request it is refused. Keys are scoped to the caller (the token subject):
+ * another client's same key is a new payment.
  */
 export function createAcceptPayment({ store, router, effects: effectsOf, outbox, clock, newId, metrics, logger, admission }: AcceptDeps) {
-  return async function acceptPayment(request: PaymentRequest, idempotencyKey: string): Promise<{ payment: Payment; replayed: boolean }> {
+  return async function acceptPayment(request: PaymentRequest, idempotencyKey: ScopedIdempotencyKey): Promise<{ payment: Payment; replayed: boolean }> {
     const hash = requestHash(request);
     const now = clock();
     let decided: ReturnType<typeof createPayment>;

@@ -186,6 +186,8 @@ interface Entry {
   /** Ring buffer of the last `windowOutcomes` outcomes. */
   samples: Sample[];
   next: number;
+  /** Epoch ms of this instance's latest own outcome: a remote state older than it does not override it. */
+  lastOwnOutcomeAt?: number;
 }
 
 const clamp = (value: number) => Math.min(1, Math.max(0, value));
@@ -352,6 +354,7 @@ export function createGatewayHealth(settings: GatewayHealthSettings, deps: Gatew
     if (current.samples.length < weights.windowOutcomes) current.samples.push(sample);
     else current.samples[current.next] = sample;
     current.next = (current.next + 1) % weights.windowOutcomes;
+    current.lastOwnOutcomeAt = now();
   };
 
   const windowOf = (gatewayId: string): HealthExplanation['window'] => {
@@ -423,8 +426,17 @@ export function createGatewayHealth(settings: GatewayHealthSettings, deps: Gatew
         factor: Math.round(factorOf(gatewayId, timeoutMs) * 1000) / 1000,
       };
     },
-    applyRemote(gatewayId: string, state: BreakerState): void {
+    /**
+     * A state another instance published at `occurredAtMs` (already checked as signed and unexpired by the
+     * caller). This instance's own evidence decides once it has some: a remote state older than its latest own
+     * outcome of the gateway changes nothing.
+     */
+    applyRemote(gatewayId: string, state: BreakerState, occurredAtMs?: number): void {
       const current = entry(gatewayId);
+      if (occurredAtMs !== undefined && current.lastOwnOutcomeAt !== undefined && current.lastOwnOutcomeAt >= occurredAtMs) {
+        deps.logger.info({ gatewayId, breaker: state, occurredAt: iso(occurredAtMs), lastOwnOutcomeAt: iso(current.lastOwnOutcomeAt) }, 'remote breaker state ignored: our own evidence is newer');
+        return;
+      }
       applyingRemote = true;
       try {
         // Half-open is each instance's own timer running out; only open and closed are shared.

@@ -427,6 +427,14 @@ describe('breakers: state from other instances', () => {
     expect(breakers.stateOf('gw-a')).toBe('open');
     expect(reported).toEqual(['gw-a:open']);
   });
+  test('When this instance has outcomes of its own newer than a remote state, then its own evidence decides; a newer remote state still applies', async () => {
+    const { breakers } = harness();
+    await given(breakers, 'gw-a', 'ok');
+    breakers.applyRemote('gw-a', 'open', Date.now() - 1);
+    expect(breakers.stateOf('gw-a')).toBe('closed');
+    breakers.applyRemote('gw-a', 'open', Date.now() + 1);
+    expect(breakers.stateOf('gw-a')).toBe('open');
+  });
 });
 
 // ---------------------------------------------------------------------------

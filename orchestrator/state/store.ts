@@ -6,7 +6,8 @@ import { openDeadlines, type Payment } from './payment';
 /**
  * Redis layout (every key under the stack's prefix):
  * - `payment:{id}`   hash: `v` (revision, for compare-and-set) and `doc` (the payment as JSON)
- * - `idem:{key}`     string: "{paymentId}|{request hash}", expiring after the idempotency window
+ * - `idem:{caller}:{key}` string: "{paymentId}|{request hash}", expiring after the idempotency window; a key is
+ *                    scoped to its caller (the token subject, base64url), so two clients never share one
  * - `deadlines:{p}`  sorted set per results partition p (where the payment's gateway answers land):
  *                    member "{paymentId}|{attemptId}", score = deadline in epoch ms
  * - `review`         set of payment ids flagged for review (a withdrawal whose cancel was never confirmed)
@@ -153,6 +154,14 @@ export interface StoreSettings {
 /** The deadlines of payments whose answers land on results partition `partition`. */
 export const deadlinesKey = (partition: number) => `deadlines:${partition}`;
 
+/** An Idempotency-Key as its caller (the bearer token's subject) sent it: keys of different callers never meet. */
+export interface ScopedIdempotencyKey {
+  caller: string;
+  key: string;
+}
+/** base64url has no ':', so a caller can never pose as another caller with a key that contains one. */
+const idemKey = ({ caller, key }: ScopedIdempotencyKey) => `idem:${Buffer.from(caller, 'utf8').toString('base64url')}:${key}`;
+
 export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock, resultsPartitionOf }: StoreSettings) {
   const deadlinesOf = (paymentId: string) => deadlinesKey(resultsPartitionOf(paymentId));
   const redis = withScripts(connection);
@@ -175,11 +184,11 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
      * outgoing messages in one atomic step, unless the key is taken: then it
      * reports the payment that holds it. One Redis round trip.
      */
-    async create(payment: Payment, idempotencyKey: string, requestHash: string, messages: TopicMessage[]): Promise<CreateResult> {
+    async create(payment: Payment, idempotencyKey: ScopedIdempotencyKey, requestHash: string, messages: TopicMessage[]): Promise<CreateResult> {
       const outbox = outboxOf(payment.id, 1, messages);
       const change = { id: payment.id, add: deadlinePairs(payment), due: due(), outbox: entriesOf(outbox), indexMember: indexMember(payment) };
       const existing = await redis.pgoCreate(
-        `idem:${idempotencyKey}`,
+        idemKey(idempotencyKey),
         `payment:${payment.id}`,
         deadlinesOf(payment.id),
         `outbox:${payment.id}`,
@@ -239,8 +248,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
     },
 
     /** The payment an Idempotency-Key was first used for, if it has not expired. */
-    async findIdempotent(idempotencyKey: string): Promise<{ paymentId: string; requestHash: string } | undefined> {
-      const value = await redis.get(`idem:${idempotencyKey}`);
+    async findIdempotent(idempotencyKey: ScopedIdempotencyKey): Promise<{ paymentId: string; requestHash: string } | undefined> {
+      const value = await redis.get(idemKey(idempotencyKey));
       if (!value) return undefined;
       const [paymentId = '', requestHash = ''] = value.split('|');
       return { paymentId, requestHash };
