@@ -32,9 +32,10 @@ const orchestratorEnv = z.object({
   /**
    * After Kafka is disrupted (a broker lost, results leaders or in-sync replicas moving, brokers not answering),
    * deadlines after the last healthy moment also wait this long past the last sign of it, in ms: a gateway worker
-   * may need a consumer-group rejoin (6 s session) to see its requests again, and retries its answer's send.
+   * reconnects and rejoins its consumer group before it sees its requests again (11 s after a 10 s broker outage,
+   * test/chaos/broker-outage), and retries its answer's send.
    */
-  RESULTS_DISRUPTION_SETTLE_MS: positiveInt(10_000),
+  RESULTS_DISRUPTION_SETTLE_MS: positiveInt(20_000),
   /** New payments get 503 overloaded while results on this instance's partitions may have waited unread longer, in ms. */
   ADMISSION_MAX_RESULTS_BACKLOG_MS: positiveInt(1_000),
   /** New payments get 503 overloaded while the event loop's p99 delay is above this, in ms. */

@@ -48,9 +48,10 @@ export interface ResultsReadProgress {
   refresh(): Promise<number[]>;
   /**
    * How long, in ms, results on a partition may have waited unread as of the
-   * last refresh: now minus its read-through time when the log end showed
-   * results not applied yet; 0 when it was read to its end or Kafka did not
-   * say. For admission control.
+   * last refresh: now minus its read-through time, or minus the first look
+   * that found it behind if later, while the log end shows results not
+   * applied yet; 0 when it was read to its end or Kafka did not say. For
+   * admission control.
    */
   backlogMs(partition: number): number;
 }
@@ -80,8 +81,11 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
   /** The offset after the last one this instance applied, per partition. */
   const position = new Map<number, bigint>();
   let readThrough: number[] = Array.from({ length: partitionCount }, () => 0);
-  /** Per partition, whether the last look at the log end found results not yet applied (false when Kafka did not answer). */
-  let behind: boolean[] = Array.from({ length: partitionCount }, () => false);
+  /**
+   * Per partition, since when (epoch ms) every look at the log end has found results not yet applied; undefined
+   * when the last look found it read to the end, or Kafka did not answer.
+   */
+  let behindSince: Array<number | undefined> = Array.from({ length: partitionCount }, () => undefined);
   let refreshedAt = 0;
 
   /** Leaders and in-sync replicas of the results partitions at the last look, to notice a broker lost or moved. */
@@ -167,15 +171,18 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
       // Answers may still be on their way during and just after a disruption: those deadlines wait.
       if (hold) for (let partition = 0; partition < partitionCount; partition++) next[partition] = Math.min(next[partition] ?? 0, hold.from);
       // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
-      behind = ends ? ends.partitions.map((caughtUp) => !caughtUp) : behind.map(() => false);
+      behindSince = ends ? ends.partitions.map((caughtUp, partition) => (caughtUp ? undefined : (behindSince[partition] ?? ends.asOf))) : behindSince.map(() => undefined);
       refreshedAt = clock().getTime();
       return next;
     },
 
     backlogMs(partition) {
-      if (!behind[partition]) return 0;
-      const through = readThrough[partition] ?? 0;
-      return through === 0 ? 0 : Math.max(0, refreshedAt - through - allowanceMs);
+      const since = behindSince[partition];
+      if (since === undefined) return 0;
+      // Results appended while nobody could tell (an outage, before this instance's first look) count from the
+      // first look that saw them: the backlog measures how long the orchestrators have stayed behind.
+      const through = Math.max(readThrough[partition] ?? 0, since - allowanceMs);
+      return Math.max(0, refreshedAt - through - allowanceMs);
     },
   };
 }

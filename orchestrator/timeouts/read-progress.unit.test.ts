@@ -110,16 +110,24 @@ describe('results read progress', () => {
     expect(await progress.refresh()).toEqual([95_000]);
   });
 
-  test('When results wait unread, then the backlog is how long since the read-through time; once read to the end, it is 0', async () => {
+  test('When results keep waiting unread, then the backlog is how long the partition has stayed behind since it was read through; once read to the end, it is 0', async () => {
     const view = { high: [9], committed: [2], leaders: [1] };
     const { progress, advance } = harness(view);
     view.committed = [9];
     await progress.refresh();
     expect(progress.backlogMs(0)).toBe(0);
     view.high = [12];
+    advance(1_000);
+    await progress.refresh();
+    // First seen behind now: results appended before this look may have arrived just now.
+    expect(progress.backlogMs(0)).toBe(0);
     advance(3_000);
     await progress.refresh();
     expect(progress.backlogMs(0)).toBe(3_000);
+    view.committed = [12];
+    advance(100);
+    await progress.refresh();
+    expect(progress.backlogMs(0)).toBe(0);
   });
 
   test('When the brokers do not answer, then deadlines after the last healthy moment wait until the settle time after they answer again, and the backlog is unknown, not growing', async () => {

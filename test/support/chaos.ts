@@ -9,7 +9,7 @@ import type { GatewayRule } from '../../topics/schemas';
 import { isolatedNamespace } from './env';
 import { pollUntil } from './poll';
 import { checkPaymentInvariants, type InvariantReport } from './invariants';
-import { startSteadyLoad, type LoadOptions, type SteadyLoad } from './load';
+import { startSteadyLoad, type LoadAnswer, type LoadOptions, type SteadyLoad } from './load';
 import { namespaceEnv, prepareNamespace, startSandboxGateway } from './stack';
 
 export interface ChaosStackOptions {
@@ -271,3 +271,12 @@ export async function paymentsNotSettledFirstTime(stack: Pick<ChaosStack, 'env'>
     return firstTime ? [] : [`${payment.id}: ${payment.status}${payment.reason ? ` (${payment.reason})` : ''} after ${attempts.join(', ')}`];
   });
 }
+
+/**
+ * Final answers that are neither an acceptance nor admission control's
+ * refusal: a client retries a 503 overloaded for a while (as the API asks),
+ * and one still refused at the end was refused at the door, with nothing
+ * written, which `expectNothingLost` then checks.
+ */
+export const notAcceptedNorRefused = (answer: LoadAnswer): boolean =>
+  answer.status !== 202 && !(answer.status === 503 && (answer.body as { error?: { code?: string } } | undefined)?.error?.code === 'overloaded');

@@ -63,7 +63,9 @@ export interface TestStack {
  */
 export async function startTestStack(options: StackOptions): Promise<TestStack> {
   const ns = isolatedNamespace();
-  const env = { ...namespaceEnv(ns), PORT: '0', LOG_LEVEL: 'silent' };
+  // The orchestrator here shares its event loop with the test runner and the sandbox gateways, so that loop's
+  // delay says nothing about the orchestrator: admission control judges it by its results backlog only.
+  const env = { ...namespaceEnv(ns), PORT: '0', LOG_LEVEL: 'silent', ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '600000' };
   const { kafka, topics } = await prepareNamespace(ns, options.rules);
 
   const gateways = new Map<string, RunningGateway>();
