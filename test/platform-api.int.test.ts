@@ -60,9 +60,14 @@ describe('authentication and scopes', () => {
   });
 
   test('When production mode is configured with the development key, then the orchestrator refuses to start, naming the variable', () => {
-    const ownKeys = { AUTH_JWT_SECRET: 'a-real-secret-of-at-least-32-characters!', RULES_SIGNING_KEY: 'another-real-secret-of-32-characters!!' };
-    expect(() => loadOrchestratorConfig({ APP_ENV: 'production', RULES_SIGNING_KEY: ownKeys.RULES_SIGNING_KEY })).toThrow(/AUTH_JWT_SECRET/);
-    expect(() => loadOrchestratorConfig({ APP_ENV: 'production', AUTH_JWT_SECRET: ownKeys.AUTH_JWT_SECRET })).toThrow(/RULES_SIGNING_KEY/);
+    const ownKeys = {
+      AUTH_JWT_SECRET: 'a-real-secret-of-at-least-32-characters!',
+      RULES_SIGNING_KEY: 'another-real-secret-of-32-characters!!',
+      HEALTH_SIGNING_KEY: 'a-third-real-secret-of-32-characters!!',
+    };
+    expect(() => loadOrchestratorConfig({ APP_ENV: 'production', ...ownKeys, AUTH_JWT_SECRET: undefined })).toThrow(/AUTH_JWT_SECRET/);
+    expect(() => loadOrchestratorConfig({ APP_ENV: 'production', ...ownKeys, RULES_SIGNING_KEY: undefined })).toThrow(/RULES_SIGNING_KEY/);
+    expect(() => loadOrchestratorConfig({ APP_ENV: 'production', ...ownKeys, HEALTH_SIGNING_KEY: undefined })).toThrow(/HEALTH_SIGNING_KEY/);
     expect(() => loadOrchestratorConfig({ APP_ENV: 'production', ...ownKeys })).not.toThrow();
   });
 });

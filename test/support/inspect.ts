@@ -2,7 +2,13 @@ import Redis from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { TestStack } from './stack';
 
-/** Number of Redis keys under the stack's prefix: nothing written means zero. */
+/**
+ * Keys the orchestrators keep about Kafka itself, whatever the requests: how far the results were read
+ * (orchestrator/timeouts/read-progress.ts) and which control-plane messages were already parked.
+ */
+const isBookkeeping = (key: string) => key === 'results-read' || key.startsWith('parked:');
+
+/** Number of Redis keys under the stack's prefix holding payment data (not bookkeeping): nothing written means zero. */
 export async function redisKeyCount(stack: Pick<TestStack, 'env'>): Promise<number> {
   const redis = new Redis(stack.env.REDIS_URL ?? '');
   try {
@@ -10,7 +16,7 @@ export async function redisKeyCount(stack: Pick<TestStack, 'env'>): Promise<numb
     let count = 0;
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${stack.env.REDIS_KEY_PREFIX}*`, 'COUNT', 1000);
-      count += keys.length;
+      count += keys.filter((key) => !isBookkeeping(key.slice((stack.env.REDIS_KEY_PREFIX ?? '').length))).length;
       cursor = next;
     } while (cursor !== '0');
     return count;
