@@ -20,6 +20,8 @@ const orchestratorEnv = z.object({
   PORT: port(8080),
   INSTANCE_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   MAX_ATTEMPTS: positiveInt(3),
+  /** Compensate (void/refund) commands sent for one late success before the payment is flagged for review. */
+  COMPENSATION_MAX_TRIES: positiveInt(5),
   /** How long an Idempotency-Key keeps answering with its payment. */
   IDEMPOTENCY_TTL_SECONDS: positiveInt(24 * 60 * 60),
   /** How often each instance looks for expired attempt deadlines (and publishes how far it has read the results). */
@@ -37,7 +39,7 @@ const orchestratorEnv = z.object({
    */
   RESULTS_DISRUPTION_SETTLE_MS: positiveInt(20_000),
   /** New payments get 503 overloaded while results on this instance's partitions may have waited unread longer, in ms. */
-  ADMISSION_MAX_RESULTS_BACKLOG_MS: positiveInt(1_000),
+  ADMISSION_MAX_RESULTS_BACKLOG_MS: positiveInt(2_000),
   /** New payments get 503 overloaded while the event loop's p99 delay is above this, in ms. */
   ADMISSION_MAX_EVENT_LOOP_DELAY_MS: positiveInt(250),
   /** The event-loop delay sample window, in ms. */

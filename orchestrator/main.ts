@@ -233,6 +233,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       logger,
       decisionContext: {
         maxAttempts: config.MAX_ATTEMPTS,
+        maxCompensationTries: config.COMPENSATION_MAX_TRIES,
         newAttemptId: randomUUID,
         timeoutMsOf: router.timeoutMsOf,
         timeoutPolicyOf: router.timeoutPolicyOf,

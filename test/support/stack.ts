@@ -63,9 +63,16 @@ export interface TestStack {
  */
 export async function startTestStack(options: StackOptions): Promise<TestStack> {
   const ns = isolatedNamespace();
-  // The orchestrator here shares its event loop with the test runner and the sandbox gateways, so that loop's
-  // delay says nothing about the orchestrator: admission control judges it by its results backlog only.
-  const env = { ...namespaceEnv(ns), PORT: '0', LOG_LEVEL: 'silent', ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '600000' };
+  // The orchestrator here shares its process with the test runner and the sandbox gateways, so neither its event
+  // loop's delay nor how late it reads results says much about it: admission control is left to the chaos tests,
+  // whose orchestrators run as processes of their own.
+  const env = {
+    ...namespaceEnv(ns),
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '600000',
+    ADMISSION_MAX_RESULTS_BACKLOG_MS: '600000',
+  };
   const { kafka, topics } = await prepareNamespace(ns, options.rules);
 
   const gateways = new Map<string, RunningGateway>();
