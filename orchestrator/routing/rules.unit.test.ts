@@ -1,18 +1,8 @@
 import type { GatewayRule, RuleEvent } from '../../topics/schemas';
+import { ruleBuilder } from '../test-fixtures';
 import { createRuleBook } from './rules';
 
-const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule => ({
-  gatewayId,
-  enabled: true,
-  regions: ['EU'],
-  paymentTypes: ['deposit'],
-  currencies: ['EUR'],
-  weight: 1,
-  timeoutMs: 5000,
-  timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },
-  available: true,
-  ...fields,
-});
+const rule = ruleBuilder({ paymentTypes: ['deposit'] });
 const envelope = { eventId: 'e', occurredAt: '2026-01-01T00:00:00.000Z', schemaVersion: 1, changedBy: 'ann' };
 const changed = (version: number, fields: Partial<GatewayRule> = {}, gatewayId = 'alpha'): RuleEvent => ({ ...envelope, type: 'rule.changed', rule: rule(gatewayId, fields), version });
 const removed = (version: number): RuleEvent => ({ ...envelope, type: 'rule.removed', gatewayId: 'alpha', version });
