@@ -92,13 +92,12 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
   let layout: string | undefined;
   /** When the cluster was last seen healthy and unchanged (epoch ms). */
   let healthyAt = 0;
-  /** While set: deadlines after `from` wait until `until` (a disruption, docs/decisions/0015). */
-  let hold: { from: number; until: number } | undefined;
+  /** While set: deadlines after `from` wait until `until` (a disruption first seen at `since`, docs/decisions/0015). */
+  let hold: { from: number; since: number; until: number } | undefined;
   const disrupted = (asOf: number, why: string) => {
     if (!hold) logger.warn({ topic, why, holdingDeadlinesAfter: new Date(healthyAt).toISOString() }, 'Kafka disrupted: deadlines after the last healthy moment wait until it settles');
-    hold = { from: hold?.from ?? healthyAt, until: asOf + settleMs };
+    hold = { from: hold?.from ?? healthyAt, since: hold?.since ?? asOf, until: asOf + settleMs };
   };
-
   /** Partitions read to their log end, and the time before the end was asked for; undefined when Kafka did not answer. */
   const readToEnd = async (): Promise<{ asOf: number; partitions: boolean[] } | undefined> => {
     const asOf = clock().getTime();
@@ -114,7 +113,7 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
       if (layout !== undefined && now !== layout) disrupted(asOf, 'results partitions changed leader or in-sync replicas');
       layout = now;
       if (!hold || asOf > hold.until) {
-        if (hold) logger.info({ topic }, 'Kafka settled: deadlines are acted on again');
+        if (hold) logger.info({ topic, heldMs: asOf - hold.since }, 'Kafka settled: deadlines are acted on again');
         hold = undefined;
         healthyAt = asOf;
       }
@@ -170,9 +169,10 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
       readThrough = [...next];
       // Answers may still be on their way during and just after a disruption: those deadlines wait.
       if (hold) for (let partition = 0; partition < partitionCount; partition++) next[partition] = Math.min(next[partition] ?? 0, hold.from);
-      // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
-      behindSince = ends ? ends.partitions.map((caughtUp, partition) => (caughtUp ? undefined : (behindSince[partition] ?? ends.asOf))) : behindSince.map(() => undefined);
       refreshedAt = clock().getTime();
+      // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
+      // First seen behind when this look completed: a look that waited for Redis (an outage) does not count the wait.
+      behindSince = ends ? ends.partitions.map((caughtUp, partition) => (caughtUp ? undefined : (behindSince[partition] ?? refreshedAt))) : behindSince.map(() => undefined);
       return next;
     },
 
