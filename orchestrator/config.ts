@@ -41,7 +41,7 @@ const orchestratorEnv = z.object({
   /** New payments get 503 overloaded while results on this instance's partitions may have waited unread longer, in ms. */
   ADMISSION_MAX_RESULTS_BACKLOG_MS: positiveInt(2_000),
   /** New payments get 503 overloaded while the event loop's p99 delay is above this, in ms. */
-  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: positiveInt(250),
+  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: positiveInt(500),
   /** The event-loop delay sample window, in ms. */
   ADMISSION_SAMPLE_MS: positiveInt(500),
   SHUTDOWN_GRACE_MS: positiveInt(15_000),

@@ -354,7 +354,7 @@ const platform: DashboardSpec = {
         },
         {
           title: 'Admission signals by instance',
-          description: 'Each orchestrator instance\'s admission signals: results-backlog (how long results may have waited unread on the results partitions it reads; 0 when read to their end) and event-loop-delay (p99 over the last sample). New payments get 503 overloaded above ADMISSION_MAX_RESULTS_BACKLOG_MS (2 s) and ADMISSION_MAX_EVENT_LOOP_DELAY_MS (0.25 s). Unit: seconds.',
+          description: 'Each orchestrator instance\'s admission signals: results-backlog (how long results may have waited unread on the results partitions it reads; 0 when read to their end) and event-loop-delay (p99 over the last sample). New payments get 503 overloaded above ADMISSION_MAX_RESULTS_BACKLOG_MS (2 s) and ADMISSION_MAX_EVENT_LOOP_DELAY_MS (0.5 s). Unit: seconds.',
           unit: 's',
           targets: [q('max by (signal, instance) (orchestrator_backlog_seconds)', '{{signal}} {{instance}}')],
         },

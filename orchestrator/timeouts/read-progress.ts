@@ -50,8 +50,8 @@ export interface ResultsReadProgress {
    * How long, in ms, results on a partition may have waited unread as of the
    * last refresh: now minus its read-through time, or minus the first look
    * that found it behind if later, while the log end shows results not
-   * applied yet; 0 when it was read to its end or Kafka did not say. For
-   * admission control.
+   * applied yet; 0 when it was read to its end, Kafka did not say, or a
+   * Kafka disruption's hold lasts. For admission control.
    */
   backlogMs(partition: number): number;
 }
@@ -178,7 +178,9 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
 
     backlogMs(partition) {
       const since = behindSince[partition];
-      if (since === undefined) return 0;
+      // A Kafka disruption is not overload: while its hold lasts, the consumers are reconnecting, and new payments
+      // still go into the outbox rather than being refused.
+      if (since === undefined || hold) return 0;
       // Results appended while nobody could tell (an outage, before this instance's first look) count from the
       // first look that saw them: the backlog measures how long the orchestrators have stayed behind.
       const through = Math.max(readThrough[partition] ?? 0, since - allowanceMs);

@@ -155,6 +155,13 @@ describe('results read progress', () => {
     view.leaders = [1, 3];
     advance(500);
     expect(await progress.refresh()).toEqual([healthy, healthy]);
+    // Consumers reconnecting after a disruption are not overload: nothing refused while the hold lasts.
+    view.high = [9, 9];
+    await progress.refresh();
+    advance(3_000);
+    await progress.refresh();
+    expect(progress.backlogMs(0)).toBe(0);
+    view.high = [5, 5];
     advance(5_001);
     expect(await progress.refresh()).toEqual([now() - 250, now() - 250]);
   });
