@@ -23,14 +23,15 @@ describe('chaos: overload', () => {
       sandboxes: { east: { latencyMs: 20 }, west: { latencyMs: 20 } },
       instances: ['solo'],
     });
-    const load = stack.startLoad({ perSecond: 600, retryForMs: 0 });
+    // About twice what one instance carries on a 2-core machine shared with the test runner and the gateways.
+    const load = stack.startLoad({ perSecond: 500, retryForMs: 0 });
     await load.untilAccepted(200);
     // Offered for a while after the first refusal, so the refusals are a steady state, not a blip.
-    await untilRefused(load.answers, 200, 60_000);
+    await untilRefused(load.answers, 100, 60_000);
     const { accepted, answers } = await load.stop();
 
     const refused = answers.filter((answer) => answer.status !== 202);
-    expect(refused.length).toBeGreaterThanOrEqual(200);
+    expect(refused.length).toBeGreaterThanOrEqual(100);
     expect(refused.filter((answer) => answer.status !== 503 || (answer.body as { error?: { code?: string } }).error?.code !== 'overloaded')).toEqual([]);
     // How fast a refusal is answered is measured by the benchmark (npm run bench:failover, overload scenario),
     // not here: on a shared machine a test's timings say more about the load generator than the orchestrator.

@@ -42,6 +42,8 @@ export interface SteadyLoad {
 }
 
 const RETRY_BACKOFF_MS = 100;
+/** A request unanswered this long counts as no answer (as from a killed instance), so a load always stops. */
+const REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * A platform sending payments at a steady rate in the background while a
@@ -71,7 +73,7 @@ export function startSteadyLoad(options: LoadOptions): SteadyLoad {
     const retriedOn: LoadAnswer['retriedOn'] = [];
     for (;;) {
       const target = pickTarget();
-      const response = target ? await postPayment(target, body, { 'Idempotency-Key': key }).catch(() => undefined) : undefined;
+      const response = target ? await postPayment(target, body, { 'Idempotency-Key': key }, AbortSignal.timeout(REQUEST_TIMEOUT_MS)).catch(() => undefined) : undefined;
       const status = response?.status ?? 'no-answer';
       const retryable = status === 'no-answer' || status === 503;
       if (retryable && Date.now() - sentAt < retryForMs) {

@@ -226,11 +226,14 @@ export async function postPayment(
   baseUrl: string,
   body: unknown,
   headers: Record<string, string> = { 'Idempotency-Key': crypto.randomUUID() },
+  /** Aborts a request that gets no answer in time, so a client never waits forever. */
+  signal?: AbortSignal,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetchApi(`${baseUrl}/v1/payments`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...(signal ? { signal } : {}),
   });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
