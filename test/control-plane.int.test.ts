@@ -4,21 +4,12 @@ import { mintToken } from '../runtime/auth';
 import { DEVELOPMENT_HEALTH_KEY, SIGNATURE_HEADER, signMessage } from '../runtime/signing';
 import { loadOrchestratorConfig } from '../orchestrator/config';
 import { startOrchestrator, type RunningOrchestrator } from '../orchestrator/main';
-import { deadLetter, type GatewayHealthChanged, type RuleChanged, type RuleRemoved } from '../topics/schemas';
+import { deadLetter, type GatewayHealthChanged, type RuleRemoved } from '../topics/schemas';
 import { collectTopic, type TopicCollection } from './support/collect';
 import { testLogger } from './support/env';
-import { deposit, postPayment, rule, signedRuleMessage, startTestStack, untilMetrics, untilRouting, type TestStack } from './support/stack';
+import { deposit, postPayment, rule, ruleChangedJson, signedRuleMessage, startTestStack, untilMetrics, untilRouting, type TestStack } from './support/stack';
 
-const changed = (gatewayId: string, version: number, fields: Parameters<typeof rule>[1] = {}): string =>
-  JSON.stringify({
-    eventId: randomUUID(),
-    type: 'rule.changed',
-    occurredAt: new Date().toISOString(),
-    schemaVersion: 1,
-    rule: rule(gatewayId, fields),
-    version,
-    changedBy: 'ann',
-  } satisfies RuleChanged);
+const changed = (gatewayId: string, version: number, fields: Parameters<typeof rule>[1] = {}): string => ruleChangedJson(rule(gatewayId, fields), version, 'ann');
 
 const removed = (gatewayId: string, version: number): string =>
   JSON.stringify({ eventId: randomUUID(), type: 'rule.removed', occurredAt: new Date().toISOString(), schemaVersion: 1, gatewayId, version, changedBy: 'ann' } satisfies RuleRemoved);

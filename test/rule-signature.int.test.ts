@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RuleChanged } from '../topics/schemas';
 import { signMessage, SIGNATURE_HEADER } from '../runtime/signing';
-import { publishRules, rule, signedRuleMessage, startTestStack, untilMetrics, untilRouting, type TestStack } from './support/stack';
+import { publishRules, rule, ruleChangedJson, signedRuleMessage, startTestStack, untilMetrics, untilRouting, type TestStack } from './support/stack';
 
 describe('rule events must come from the back office', () => {
   let stack: TestStack;
@@ -10,16 +10,7 @@ describe('rule events must come from the back office', () => {
   });
   afterAll(() => stack?.stop());
 
-  const ruleEvent = (gatewayId: string, fields: Partial<RuleChanged['rule']>): string =>
-    JSON.stringify({
-      eventId: randomUUID(),
-      type: 'rule.changed',
-      occurredAt: new Date().toISOString(),
-      schemaVersion: 1,
-      rule: rule(gatewayId, fields),
-      version: 99,
-      changedBy: 'mallory',
-    } satisfies RuleChanged);
+  const ruleEvent = (gatewayId: string, fields: Partial<RuleChanged['rule']>): string => ruleChangedJson(rule(gatewayId, fields), 99, 'mallory');
 
   test('When forged rule events (unsigned, wrongly signed, forged removal) land on the topic, then none is applied, each is dead-lettered and counted, and signed events still apply', async () => {
     const producer = stack.kafka.producer();

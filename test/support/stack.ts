@@ -153,22 +153,25 @@ export function signedRuleMessage(key: string, value: string | null) {
 }
 
 /** Publishes rule events, as the back office does (the rule topic is compacted by gateway id). */
+/** A `rule.changed` event as the back office writes it, as JSON (unsigned: sign it with `signedRuleMessage`). */
+export const ruleChangedJson = (rule: GatewayRule, version: number, changedBy = 'test'): string =>
+  JSON.stringify({
+    eventId: crypto.randomUUID(),
+    type: 'rule.changed',
+    occurredAt: new Date().toISOString(),
+    schemaVersion: 1,
+    rule,
+    version,
+    changedBy,
+  } satisfies RuleChanged);
+
 export async function publishRules(kafka: Kafka, topics: TopicNames, rules: GatewayRule[], version = 1): Promise<void> {
   const producer = kafka.producer();
   await producer.connect();
   try {
-    const events: RuleChanged[] = rules.map((rule) => ({
-      eventId: crypto.randomUUID(),
-      type: 'rule.changed',
-      occurredAt: new Date().toISOString(),
-      schemaVersion: 1,
-      rule,
-      version,
-      changedBy: 'test',
-    }));
     await producer.send({
       topic: topics.rules,
-      messages: events.map((event) => signedRuleMessage(event.rule.gatewayId, JSON.stringify(event))),
+      messages: rules.map((rule) => signedRuleMessage(rule.gatewayId, ruleChangedJson(rule, version))),
     });
   } finally {
     await producer.disconnect();
