@@ -55,9 +55,11 @@ describe('cluster: a Kafka broker is SIGKILLed under load', () => {
     const { accepted, answers } = await load.stop();
 
     expect(answers.filter((answer) => answer.status !== 202)).toEqual([]);
-    const report = await expectNothingLost(stack, accepted);
+    // Consumers whose group coordinator or partition leaders died may take a minute to rejoin on a loaded 2-core
+    // machine; their partitions' deadlines are held meanwhile (ADR 0015), so settling is bounded generously.
+    const report = await expectNothingLost(stack, accepted, 150_000);
     expect(report.flaggedForReview).toBe(0);
 
     expect({ victim, detours: await paymentsNotSettledFirstTime(stack, accepted) }).toEqual({ victim, detours: [] });
-  }, 150_000);
+  }, 300_000);
 });
