@@ -68,6 +68,11 @@ export function kafkaMetrics(registry: Registry) {
       labelNames: ['topic'],
       registers: [registry],
     }),
+    produceRetries: new Counter({
+      name: 'kafka_produce_retries_total',
+      help: 'Produce requests sent again after a retriable failure (leader change, broker unreachable); the whole request is resent',
+      registers: [registry],
+    }),
     produceRequests: new Counter({
       name: 'kafka_produce_requests_total',
       help: 'Produce calls (each one a round trip to the brokers), by what was sent',
@@ -102,6 +107,19 @@ interface PendingPublish {
 
 /** Retries of one produce request before the call fails (and the outbox relay takes over): kafkajs' own default. */
 const PRODUCE_RETRIES = 5;
+/** First wait before a retry (ms), doubled each time up to the cap: kafkajs' producer defaults (300 ms, 30 s cap, here 5 s). */
+const PRODUCE_RETRY_BACKOFF_MS = 300;
+const PRODUCE_RETRY_MAX_BACKOFF_MS = 5_000;
+
+/**
+ * Whether a failed produce may succeed if sent again: kafkajs marks broker and
+ * connection errors retriable, and with `retries: 0` reports them as "number
+ * of retries exceeded"; anything else (too large, not authorized) fails at once.
+ */
+function retriableProduceError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return error.name === 'KafkaJSNumberOfRetriesExceeded' || (error as Error & { retriable?: boolean }).retriable === true;
+}
 
 /**
  * Publishes with `acks: -1`, coalescing concurrent calls: while one produce
@@ -120,14 +138,38 @@ const PRODUCE_RETRIES = 5;
  * in flight at a time keeps a partition in order. Retries stay bounded: a
  * call that still fails rejects, and the caller sends again (the outbox, the
  * gateway worker's answer retry).
+ *
+ * Retries are ours, not kafkajs': its retry of a request that spans several
+ * brokers skips every broker that answered the first try, including one that
+ * has since become the leader of a failed broker's partitions, and resolves
+ * without ever sending those messages (kafkajs issue #1303, PR #1798). A
+ * PENDING status was lost that way when a broker was killed (test/cluster/
+ * broker-kill). So kafkajs makes one try per call and a retriable failure
+ * sends the whole request again, after fresh metadata, with backoff.
  */
-export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Promise<Publisher & { producer: Producer }> {
+export async function createPublisher(
+  kafka: Kafka,
+  metrics: KafkaMetrics,
+  { retryBackoffMs = PRODUCE_RETRY_BACKOFF_MS }: { retryBackoffMs?: number } = {},
+): Promise<Publisher & { producer: Producer }> {
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
     createPartitioner: Partitioners.DefaultPartitioner,
-    retry: { retries: PRODUCE_RETRIES },
+    retry: { retries: 0 },
   });
   await producer.connect();
+
+  const sendWithRetries = async (messages: TopicMessage[]) => {
+    for (let retry = 0; ; retry += 1) {
+      try {
+        return await send(messages);
+      } catch (error) {
+        if (retry >= PRODUCE_RETRIES || !retriableProduceError(error)) throw error;
+        metrics.produceRetries.inc();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(retryBackoffMs * 2 ** retry, PRODUCE_RETRY_MAX_BACKOFF_MS)));
+      }
+    }
+  };
 
   const send = async (messages: TopicMessage[]) => {
     const byTopic = new Map<string, TopicMessage[]>();
@@ -164,11 +206,11 @@ export async function createPublisher(kafka: Kafka, metrics: KafkaMetrics): Prom
     while (queue.length > 0) {
       const calls = takeRequest();
       try {
-        await send(calls.flatMap((call) => call.messages));
+        await sendWithRetries(calls.flatMap((call) => call.messages));
         for (const call of calls) call.resolve();
       } catch (error) {
         if (calls.length === 1) calls[0]!.reject(error);
-        else for (const call of calls) await send(call.messages).then(call.resolve, call.reject);
+        else for (const call of calls) await sendWithRetries(call.messages).then(call.resolve, call.reject);
       }
     }
     sending = false;

@@ -21,6 +21,10 @@ const message = (key: string) => ({ key, value: { type: 'test' } });
 const settled = (promise: Promise<void>) => promise.then(() => 'sent', () => 'failed');
 /** Lets queued promise callbacks run. */
 const tick = () => new Promise((resolve) => setImmediate(resolve));
+/** Waits for a condition the publisher's own timer makes true. */
+async function until(condition: () => boolean) {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 1));
+}
 
 describe('publisher', () => {
   test('When calls arrive while a request is in flight, then they go out together in the next request, in order', async () => {
@@ -64,5 +68,31 @@ describe('publisher', () => {
     requests[3]!.answer(new Error('message too large'));
     expect(await good).toBe('sent');
     expect(await bad).toBe('failed');
+  });
+
+  test('When a request fails with a retriable error, then the whole request is sent again, not only the part kafkajs reported', async () => {
+    const { kafka, requests, keysOf } = fakeKafka();
+    const publisher = await createPublisher(kafka, kafkaMetrics(new Registry()), { retryBackoffMs: 1 });
+
+    // A request spanning two leaders; one died. kafkajs' own retry would skip the leader that answered (issue #1303).
+    const sent = settled(publisher.publishAll([{ topic: 't', ...message('on-live-leader') }, { topic: 'u', ...message('on-dead-leader') }]));
+    await tick();
+    const leaderGone = Object.assign(new Error('This server is not the leader for that topic-partition'), { name: 'KafkaJSNumberOfRetriesExceeded' });
+    requests[0]!.answer(leaderGone);
+    await until(() => requests.length === 2);
+    expect(keysOf(1)).toEqual(keysOf(0));
+    requests[1]!.answer();
+    expect(await sent).toBe('sent');
+  });
+
+  test('When a request fails with an error that cannot pass on a retry, then the call fails at once', async () => {
+    const { kafka, requests } = fakeKafka();
+    const publisher = await createPublisher(kafka, kafkaMetrics(new Registry()), { retryBackoffMs: 1 });
+
+    const sent = settled(publisher.publish('t', [message('a')]));
+    await tick();
+    requests[0]!.answer(Object.assign(new Error('Not authorized to access topics'), { name: 'KafkaJSNonRetriableError' }));
+    expect(await sent).toBe('failed');
+    expect(requests).toHaveLength(1);
   });
 });

@@ -6,7 +6,7 @@ import { rule } from '../support/stack';
 
 /**
  * A three-broker KRaft cluster (replication factor 3, min.insync.replicas 2,
- * producers with acks=all and idempotence) loses, under steady load, the
+ * producers with acks=all that resend a whole request on a retriable error) loses, under steady load, the
  * broker that leads the most payment partitions. The gateways stay healthy,
  * so every payment must succeed at its first attempt: the broker's loss may
  * delay results, it must not turn them into timeouts, failovers, compensations
