@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
 import { createRedis } from '../runtime/redis';
 import { topicNames } from '../topics/names';
-import { gatewayHealthChanged, resultMessage, ruleEvent, type GatewayHealthChanged } from '../topics/schemas';
+import { gatewayHealthChanged, resultMessage, reviewResolved, ruleEvent, type GatewayHealthChanged } from '../topics/schemas';
 import { openApiRoutes } from './api/openapi';
 import { paymentRoutes } from './api/payments';
 import { createTerminalWaits } from './api/terminal-waits';
@@ -25,6 +25,7 @@ import { createOutcomeApplier } from './results/apply-outcome';
 import { createAttemptStats } from './health/attempt-stats';
 import { startStatsReporter } from './health/stats-reporter';
 import { handleResultMessage, handleUnreadableResult } from './results/consumer';
+import { handleReviewResolution } from './reviews/consumer';
 import { createRateLimiter } from './routing/rate-limit';
 import { createRouter } from './routing/router';
 import { createRuleBook } from './routing/rules';
@@ -294,7 +295,30 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     });
     ownedPartitions = () => results.assigned(topics.gatewayResults);
     lifecycle.add('results consumer', () => results.consumer.disconnect());
-    await Promise.all([results.joined, rules.caughtUp, health.caughtUp]);
+
+    // Operators' decisions on payments in review, signed by the back office (ADR 0018): one group, any instance.
+    const reviews = await startConsumer({
+      ...follow,
+      groupId: `${config.TOPIC_PREFIX}orchestrator-reviews`,
+      // A group that has never committed reads what was decided before it first joined: re-applying is harmless.
+      fromBeginning: true,
+      handlers: [
+        on(
+          topics.reviews,
+          reviewResolved,
+          handleReviewResolution({
+            applyOutcome,
+            signingKey: config.RULES_SIGNING_KEY,
+            metrics,
+            onRefused: (reason) => controlRefused.inc({ topic: 'reviews', reason }),
+            clock,
+            logger,
+          }),
+        ),
+      ],
+    });
+    lifecycle.add('reviews consumer', () => reviews.consumer.disconnect());
+    await Promise.all([results.joined, reviews.joined, rules.caughtUp, health.caughtUp]);
 
     const subscriber = redis.duplicate();
     lifecycle.add('redis subscriber', async () => {
@@ -306,7 +330,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       {
         logger,
         registry,
-        isReady: () => redis.status === 'ready' && results.isHealthy() && rules.isHealthy() && health.isHealthy(),
+        isReady: () => redis.status === 'ready' && results.isHealthy() && reviews.isHealthy() && rules.isHealthy() && health.isHealthy(),
         isDraining: () => lifecycle.isStopping,
       },
       (routes) => {

@@ -7,7 +7,9 @@ import { deadlinesKey } from './state/store';
 /** Every value of the labels that go with `gateway`, so each gateway's series exist from the start at 0. */
 const ATTEMPT_KINDS = ['first', 'failover'] as const;
 const OUTCOMES = ['success', 'retryable', 'final', 'timeout'] as const;
-const FAILOVER_CAUSES = ['failure', 'timeout', 'cancel-confirmed'] as const;
+const FAILOVER_CAUSES = ['failure', 'timeout', 'cancel-confirmed', 'review-resolved'] as const;
+const REVIEW_DECISIONS = ['paid', 'not-paid', 'refunded'] as const;
+const RESOLUTION_RESULTS = ['applied', 'duplicate', 'refused'] as const;
 const LATE_RESULTS = ['settled', 'compensated'] as const;
 
 /**
@@ -96,6 +98,15 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       labelNames: ['gateway'],
       registers: [registry],
       collect: zeroFor(gatewayIds),
+    }),
+    reviewResolutions: new Counter({
+      name: 'payment_review_resolutions_total',
+      help: 'Review resolutions from the back office, by decision (paid, not-paid, refunded) and result (applied; duplicate: that resolution was applied before; refused: the payment was not in review for it)',
+      labelNames: ['decision', 'result'],
+      registers: [registry],
+      collect(this: Counter) {
+        for (const decision of REVIEW_DECISIONS) for (const result of RESOLUTION_RESULTS) this.inc({ decision, result }, 0);
+      },
     }),
     rateLimited: new Counter({
       name: 'gateway_rate_limited_total',

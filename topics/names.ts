@@ -35,6 +35,8 @@ export function topicNames(prefix = '') {
     deadLetter: `${prefix}deadletter`,
     /** Every rule change with who, before and after, keyed by gateway id; not compacted, so the trail stays. */
     audit: `${prefix}backoffice.audit`,
+    /** Operators' signed decisions on payments in review, keyed by payment id (docs/decisions/0018). */
+    reviews: `${prefix}backoffice.reviews`,
   };
 }
 export type TopicNames = ReturnType<typeof topicNames>;
@@ -73,5 +75,7 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[], layout
     spec(names.deadLetter, 1, retention(30)),
     // One partition keeps the whole trail in order; rule changes are rare.
     spec(names.audit, 1, retention(365)),
+    // Keyed by payment id like the results: any orchestrator may apply a resolution (compare-and-set, ADR 0018).
+    spec(names.reviews, partitions, retention(30)),
   ];
 }

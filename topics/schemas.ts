@@ -230,8 +230,8 @@ export type RuleAuditAction = z.infer<typeof ruleAuditAction>;
 /**
  * Back office → audit: who changed which gateway's rule, when (`occurredAt`),
  * what changed, the rule before and after (null when it did not exist or was
- * removed) and the version the change produced. Published after the rule
- * event itself has been acknowledged.
+ * removed) and the version the change produced. Recorded in the back office's
+ * outbox with the rule event, so neither leaves without the other (ADR 0018).
  */
 export const ruleAudited = envelope('rule.audited').extend({
   gatewayId: ids.gatewayId,
@@ -248,3 +248,48 @@ export const ruleAudited = envelope('rule.audited').extend({
   reason: z.string().max(200).optional(),
 });
 export type RuleAudited = z.infer<typeof ruleAudited>;
+
+/**
+ * What an operator decided about a payment in review, after checking with the gateway:
+ * - paid: the gateway moved the money on that attempt (a success of that attempt)
+ * - not-paid: it did not and will not (as a confirmed cancel: fail over, or FAILURE when no gateway is left)
+ * - refunded: the void/refund of a late success was made (as a confirmed compensation)
+ */
+export const reviewDecision = z.enum(['paid', 'not-paid', 'refunded']);
+export type ReviewDecision = z.infer<typeof reviewDecision>;
+
+/**
+ * Back office → orchestrators: apply an operator's decision on a payment in review (keyed by payment id,
+ * signed like rule events). `resolutionId` makes it idempotent: applied once, whoever receives it how often.
+ */
+export const reviewResolved = envelope('review.resolved').extend({
+  resolutionId: z.string().uuid(),
+  paymentId: ids.paymentId,
+  attemptId: ids.attemptId,
+  decision: reviewDecision,
+  /** The subject of the bearer token that decided. */
+  actor: z.string().min(1).max(100),
+  note: z.string().min(1).max(500),
+});
+export type ReviewResolved = z.infer<typeof reviewResolved>;
+
+/**
+ * Back office → audit: who resolved which review, when (`occurredAt`) and why (`note`), keyed by payment id.
+ * Recorded in the back office's outbox with the `review.resolved` command it describes, so neither leaves alone.
+ */
+export const reviewAudited = envelope('review.audited').extend({
+  resolutionId: z.string().uuid(),
+  paymentId: ids.paymentId,
+  attemptId: ids.attemptId,
+  gatewayId: ids.gatewayId,
+  /** Why the payment was in review when the operator decided. */
+  reviewReason: z.enum(['cancel-unconfirmed', 'compensation-unconfirmed']),
+  decision: reviewDecision,
+  actor: z.string().min(1).max(100),
+  note: z.string().min(1).max(500),
+});
+export type ReviewAudited = z.infer<typeof reviewAudited>;
+
+/** Everything on the audit topic: rule changes (keyed by gateway id) and review resolutions (keyed by payment id). */
+export const auditEntry = z.discriminatedUnion('type', [ruleAudited, reviewAudited]);
+export type AuditEntry = z.infer<typeof auditEntry>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ErrorBody } from '../../runtime/http';
 import { amountMinor, currency, ids, paymentType, region } from '../../topics/envelope';
-import { gatewayRule, paymentStatus, type GatewayRule } from '../../topics/schemas';
+import { gatewayRule, paymentStatus, reviewDecision, type GatewayRule } from '../../topics/schemas';
 import type { BreakerState, ChangeReason, HealthExplanation } from '../health/gateway-health';
 import type { ExclusionReason, RoutingDecision } from '../routing/select';
 import type { Attempt, AttemptStatus, Payment } from '../state/payment';
@@ -122,6 +122,22 @@ export const paymentView = z
       })
       .optional()
       .meta({ description: 'Present while a person must look at the payment; it is listed under /v1/reviews' }),
+    resolutions: z
+      .array(
+        z.object({
+          id: z.string().meta({ description: 'The resolution id the back office chose; the same id again changes nothing' }),
+          attemptId: ids.attemptId,
+          reason: z.enum(['cancel-unconfirmed', 'compensation-unconfirmed']).meta({ description: 'Why the payment was in review' }),
+          decision: reviewDecision.meta({
+            description: 'paid: the attempt succeeded; not-paid: it was cancelled (fail over or FAILURE); refunded: the void/refund was made',
+          }),
+          actor: z.string().meta({ description: 'The subject of the operator token that decided' }),
+          note: z.string().meta({ description: 'Why, in the operator\'s words' }),
+          at: timestamp,
+        }),
+      )
+      .optional()
+      .meta({ description: 'Reviews a person resolved in the back office, oldest first (docs/decisions/0018)' }),
     attempts: z.array(attemptView).meta({ description: 'Every attempt, oldest first, each with its routing explanation' }),
   })
   .meta({

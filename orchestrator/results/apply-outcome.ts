@@ -23,7 +23,8 @@ export interface ApplyOutcomeDeps {
   logger: Logger;
 }
 
-export type ApplyResult = 'applied' | 'unchanged' | 'unknown-payment' | 'unknown-attempt';
+/** `refused`: a review resolution for a payment that is not (or no longer) in review for that attempt. */
+export type ApplyResult = 'applied' | 'unchanged' | 'refused' | 'unknown-payment' | 'unknown-attempt';
 
 /** More than this many lost compare-and-set races in a row means something is wrong, not busy. */
 const MAX_CONFLICTS = 20;
@@ -56,6 +57,7 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
       if (!decision.changed) {
         metrics.outcomesIgnored.inc({ why: decision.why });
         log.info({ outcome: outcome.kind, why: decision.why }, 'outcome changed nothing');
+        if (decision.why === 'not-in-review' || decision.why === 'decision-does-not-fit') return 'refused';
         return decision.why === 'unknown-attempt' ? 'unknown-attempt' : 'unchanged';
       }
       const written = await store.update(stored, decision.payment, effects.messagesFor(decision.payment, decision.effects));

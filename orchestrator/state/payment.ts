@@ -1,4 +1,4 @@
-import type { PaymentStatus } from '../../topics/schemas';
+import type { PaymentStatus, ReviewDecision } from '../../topics/schemas';
 import type { RoutablePayment, RoutingDecision } from '../routing/select';
 import { classifyFailure } from './reasons';
 
@@ -61,7 +61,24 @@ export interface Payment {
   statusSequence: number;
   /** Present while a person must look at the payment: it stays PENDING and is listed for review. */
   review?: { reason: ReviewReason; attemptId: string; since: string };
+  /** Operators' decisions on this payment's reviews, oldest first: who, when, why, and what was applied. */
+  resolutions?: ReviewResolution[];
   attempts: Attempt[];
+}
+
+/** A person's decision on a review, applied to the payment like any outcome (ADR 0018). */
+export interface ReviewResolution {
+  /** Chosen by the back office; a resolution with an id already here changes nothing. */
+  id: string;
+  attemptId: string;
+  /** Why the payment was in review. */
+  reason: ReviewReason;
+  decision: ReviewDecision;
+  /** The subject of the operator's token. */
+  actor: string;
+  note: string;
+  /** When the operator decided. */
+  at: string;
 }
 
 /**
@@ -97,6 +114,11 @@ export type Outcome = (
   | { kind: 'compensation-confirmed'; attemptId: string; at: string }
   /** A message named the attempt but its outcome could not be read: the money may or may not have moved. */
   | { kind: 'unreadable'; attemptId: string; at: string; deadLetter: string; detail: string }
+  /**
+   * A person decided a review after checking with the gateway: `paid` is that attempt's success, `not-paid` its
+   * confirmed cancel, `refunded` its confirmed compensation. Applied only while the payment is in review for it.
+   */
+  | { kind: 'review-resolved'; attemptId: string; at: string; resolutionId: string; decision: ReviewDecision; actor: string; note: string }
 ) & { now?: string };
 
 /** What the state machine needs from outside, passed in so it stays pure. */
@@ -113,7 +135,10 @@ export interface DecisionContext {
 
 export type Decision =
   | { changed: true; payment: Payment; effects: Effect[] }
-  | { changed: false; why: 'unknown-attempt' | 'duplicate' | 'after-completion' };
+  | { changed: false; why: 'unknown-attempt' | 'duplicate' | 'after-completion' | ResolutionRefusal };
+
+/** Why a review resolution changed nothing although it is new: the payment is not (or no longer) in review for it. */
+export type ResolutionRefusal = 'not-in-review' | 'decision-does-not-fit';
 
 export const isTerminal = (status: PaymentStatus) => status !== 'PENDING';
 
@@ -206,6 +231,9 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
       return { changed: true, payment: withAttempt(payment, marked, outcome.at), effects: [] };
     }
 
+    case 'review-resolved':
+      return resolveReview(payment, attempt, outcome, context);
+
     case 'compensation-confirmed': {
       if (attempt.status !== 'compensating') return { changed: false, why: attempt.status === 'compensated' ? 'duplicate' : 'after-completion' };
       const confirmed = withAttempt(payment, { ...attempt, status: 'compensated' }, outcome.at);
@@ -214,6 +242,28 @@ export function decide(payment: Payment, outcome: Outcome, context: DecisionCont
       return { changed: true, payment: answered ? withoutReview(confirmed) : confirmed, effects: [] };
     }
   }
+}
+
+/** Which decisions answer which review: whether the money moved (a cancel never confirmed), or came back. */
+export const decisionsFor = (reason: ReviewReason): readonly ReviewDecision[] => (reason === 'cancel-unconfirmed' ? ['paid', 'not-paid'] : ['refunded']);
+
+/**
+ * A person's answer to the question a review asks, applied as the gateway's own answer would have been: the
+ * success of that attempt, its confirmed cancel (fail over, or FAILURE when no gateway is left), or its confirmed
+ * compensation. Recorded on the payment with who decided and why; the same resolution again changes nothing.
+ */
+function resolveReview(payment: Payment, attempt: Attempt, outcome: Extract<Outcome, { kind: 'review-resolved' }>, context: DecisionContext): Decision {
+  if (payment.resolutions?.some((resolution) => resolution.id === outcome.resolutionId)) return { changed: false, why: 'duplicate' };
+  const review = payment.review;
+  if (!review || review.attemptId !== attempt.id) return { changed: false, why: 'not-in-review' };
+  if (!decisionsFor(review.reason).includes(outcome.decision)) return { changed: false, why: 'decision-does-not-fit' };
+  const { resolutionId: id, decision, actor, note, at } = outcome;
+  const resolution: ReviewResolution = { id, attemptId: attempt.id, reason: review.reason, decision, actor, note, at };
+  const recorded: Payment = { ...payment, resolutions: [...(payment.resolutions ?? []), resolution] };
+  const timing = { attemptId: attempt.id, at, ...(outcome.now === undefined ? {} : { now: outcome.now }) };
+  const as: Outcome =
+    decision === 'paid' ? { kind: 'success', ...timing } : decision === 'not-paid' ? { kind: 'cancel-confirmed', ...timing } : { kind: 'compensation-confirmed', ...timing };
+  return decide(recorded, as, context);
 }
 
 function settleSuccess(payment: Payment, attempt: Attempt, at: string): Decision {

@@ -762,6 +762,92 @@ describe('decide: a cancel never confirmed (review)', () => {
   });
 });
 
+describe('decide: a review resolved by a person', () => {
+  /** att-1 (gw-a) timed out at 30 s, its cancel went unconfirmed at 60 s: the withdrawal waits for a person. */
+  const flagged = (context: DecisionContext) => givenWithdrawal(context, timeout('att-1', 30), timeout('att-1', 60));
+  const resolved = (decision: 'paid' | 'not-paid' | 'refunded', seconds: number, id = 'res-1', attemptId = 'att-1'): Outcome => ({
+    kind: 'review-resolved',
+    attemptId,
+    at: at(seconds),
+    resolutionId: id,
+    decision,
+    actor: 'ops-olga',
+    note: 'PSP confirmed by phone',
+  });
+  const recorded = (decision: 'paid' | 'not-paid' | 'refunded', seconds: number, reason = 'cancel-unconfirmed') => ({
+    id: 'res-1',
+    attemptId: 'att-1',
+    reason,
+    decision,
+    actor: 'ops-olga',
+    note: 'PSP confirmed by phone',
+    at: at(seconds),
+  });
+
+  test('When a person resolves it as paid, then that attempt succeeds, the withdrawal is SUCCESS, nothing else is tried, and the resolution is recorded', () => {
+    const { context, routeCalls } = withdrawalHarness();
+
+    const { payment: next, effects } = expectChanged(decide(flagged(context), resolved('paid', 100), context));
+
+    expect([next.status, next.statusSequence, next.review]).toEqual(['SUCCESS', 2, undefined]);
+    expect(statuses(next)).toEqual([['att-1', 'gw-a', 'succeeded']]);
+    expect(attempt(next, 'att-1').completedAt).toBe(at(100));
+    expect(effects).toEqual([{ type: 'publish-status' }]);
+    expect(next.resolutions).toEqual([recorded('paid', 100)]);
+    expect(routeCalls).toEqual([]);
+    expect(openDeadlines(next)).toEqual([]);
+  });
+
+  test('When a person resolves it as not paid, then the attempt is cancelled and the withdrawal fails over, as for a confirmed cancel', () => {
+    const { context } = withdrawalHarness();
+
+    const { payment: next, effects } = expectChanged(decide(flagged(context), resolved('not-paid', 100), context));
+
+    expect([next.status, next.review]).toEqual(['PENDING', undefined]);
+    expect(statuses(next)).toEqual([
+      ['att-1', 'gw-a', 'cancelled'],
+      ['att-2', 'gw-b', 'in-flight'],
+    ]);
+    expect(effects).toEqual([{ type: 'dispatch', attempt: attempt(next, 'att-2') }]);
+    expect(next.resolutions).toEqual([recorded('not-paid', 100)]);
+  });
+
+  test('When a person resolves it as not paid and no gateway is left, then the withdrawal is FAILURE with no-gateway-left', () => {
+    const { context } = withdrawalHarness({ gateways: ['gw-a'] });
+    const { payment: next, effects } = expectChanged(decide(flagged(context), resolved('not-paid', 100), context));
+    expect([next.status, next.reason, next.review]).toEqual(['FAILURE', 'no-gateway-left', undefined]);
+    expect(effects).toEqual([{ type: 'publish-status' }]);
+  });
+
+  test('When the same resolution arrives again, then nothing changes (it applies once)', () => {
+    const { context } = withdrawalHarness();
+    const once = expectChanged(decide(flagged(context), resolved('not-paid', 100), context)).payment;
+    expect(decide(once, resolved('not-paid', 100), context)).toEqual({ changed: false, why: 'duplicate' });
+  });
+
+  test('When a resolution arrives for a payment no longer in review, or for another attempt, then it is refused', () => {
+    const { context } = withdrawalHarness();
+    const settled = expectChanged(decide(flagged(context), success('att-1', 90), context)).payment;
+    expect(decide(settled, resolved('not-paid', 100), context)).toEqual({ changed: false, why: 'not-in-review' });
+    expect(decide(flagged(context), resolved('paid', 100, 'res-2', 'att-9'), context)).toEqual({ changed: false, why: 'unknown-attempt' });
+    const failedOver = expectChanged(decide(flagged(context), resolved('not-paid', 100), context)).payment;
+    expect(decide(failedOver, resolved('paid', 110, 'res-2', 'att-2'), context)).toEqual({ changed: false, why: 'not-in-review' });
+  });
+
+  test('When the decision does not answer the review (refunded for a cancel, paid for a refund), then it is refused', () => {
+    const { context } = withdrawalHarness();
+    expect(decide(flagged(context), resolved('refunded', 100), context)).toEqual({ changed: false, why: 'decision-does-not-fit' });
+    const compensationReview = given(context, timeout('att-1', 30), success('att-2', 32), success('att-1', 40), timeout('att-1', 70), timeout('att-1', 130), timeout('att-1', 250), timeout('att-1', 490), timeout('att-1', 730));
+    expect(compensationReview.review?.reason).toBe('compensation-unconfirmed');
+    expect(decide(compensationReview, resolved('paid', 800), context)).toEqual({ changed: false, why: 'decision-does-not-fit' });
+
+    const { payment: next, effects } = expectChanged(decide(compensationReview, resolved('refunded', 800), context));
+    expect([next.status, next.review, attempt(next, 'att-1').status]).toEqual(['SUCCESS', undefined, 'compensated']);
+    expect(effects).toEqual([]);
+    expect(next.resolutions).toEqual([recorded('refunded', 800, 'compensation-unconfirmed')]);
+  });
+});
+
 describe('decide: compensation confirmed', () => {
   /** att-1 timed out, att-2 settled the deposit, att-1 succeeded late and is being compensated. */
   const compensating = (context: DecisionContext) => given(context, timeout('att-1', 30), success('att-2', 32), success('att-1', 40));
