@@ -25,6 +25,8 @@ export function topicNames(prefix = '') {
     gatewayResults: `${prefix}gateway.results`,
     /** Every payment state change, keyed by payment id (so in order per payment). */
     paymentStatus: `${prefix}payment.status`,
+    /** Every attempt-level change (dispatched, answered, timed out, cancel, compensation, review), keyed by payment id. */
+    paymentAttempts: `${prefix}payment.attempts`,
     /** Gateway routing rules, compacted by gateway id; the source of truth for routing. */
     rules: `${prefix}backoffice.rules`,
     /** Breaker state per gateway, compacted by gateway id. */
@@ -69,6 +71,7 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[], layout
     // The broker stamps each result when it is appended: the time a timeout is judged by (docs/decisions/0015).
     spec(names.gatewayResults, partitions, [...retention(7), { name: 'message.timestamp.type', value: 'LogAppendTime' }]),
     spec(names.paymentStatus, partitions, retention(30)),
+    spec(names.paymentAttempts, partitions, retention(30)),
     spec(names.rules, 1, compacted),
     spec(names.gatewayHealth, 1, compacted),
     spec(names.gatewayStats, 1, compacted),

@@ -94,6 +94,70 @@ export const paymentStatusChanged = envelope('payment.status').extend({
 });
 export type PaymentStatusChanged = z.infer<typeof paymentStatusChanged>;
 
+/** Why this gateway, as the attempt keeps it: the chosen one is the attempt's gateway, so it is not repeated. */
+const routingExplanation = z.object({
+  /** The gateways it was chosen among, with the (health-scaled) weights used. */
+  candidates: z.array(z.object({ gatewayId: ids.gatewayId, weight: z.number().nonnegative() })).max(1000),
+  excluded: z.array(z.object({ gatewayId: ids.gatewayId, reason: z.string().min(1).max(40) })).max(1000),
+  /** `rules@<offset>` of the last rule event applied when the choice was made. */
+  rulesVersion: z.string().min(1).max(100),
+});
+
+const reviewReason = z.enum(['cancel-unconfirmed', 'compensation-unconfirmed']);
+const onAttempt = <K extends string>(kind: K) => z.object({ kind: z.literal(kind), attemptId: ids.attemptId, gatewayId: ids.gatewayId });
+
+/** One change of one attempt (docs/topics.md#paymentattempts). */
+export const attemptEvent = z.discriminatedUnion('kind', [
+  onAttempt('dispatched').extend({
+    number: z.number().int().positive(),
+    /** When the attempt times out unless the gateway answers. */
+    deadline: z.string().datetime({ offset: true }),
+    routing: routingExplanation,
+  }),
+  /** The gateway's answer; `late` when it came after the attempt timed out, failed or was cancelled, or after the payment settled. */
+  onAttempt('answered').extend({
+    outcome: z.enum(['success', 'failure']),
+    /** The gateway's reason for a failure. */
+    reasonCode: z.string().min(1).max(64).optional(),
+    late: z.literal(true).optional(),
+    /** When the answer reached Kafka. */
+    at: z.string().datetime({ offset: true }),
+  }),
+  /** A message named the attempt but its outcome could not be read; where it was parked. */
+  onAttempt('result-unreadable').extend({ deadLetter: z.string().max(300) }),
+  /** No answer by the deadline. */
+  onAttempt('timed-out'),
+  onAttempt('cancel-asked').extend({ why: z.enum(['timeout', 'unreadable-result', 'settled-elsewhere']) }),
+  onAttempt('cancel-confirmed'),
+  /** A void/refund of a late success; `try` counts the (identical) commands sent, so > 1 is a re-send after no confirmation. */
+  onAttempt('compensation-asked').extend({ try: z.number().int().positive(), deadline: z.string().datetime({ offset: true }) }),
+  onAttempt('compensation-confirmed'),
+  onAttempt('review-flagged').extend({ reason: reviewReason }),
+  /**
+   * The review of this attempt ended: `gateway-answered` when the gateway's own answer (a success, failure or
+   * confirmation) ended it, or an operator's decision with who and why.
+   */
+  onAttempt('review-resolved').extend({
+    reason: reviewReason,
+    resolution: z.enum(['gateway-answered', 'paid', 'not-paid', 'refunded']),
+    actor: z.string().min(1).max(100).optional(),
+    note: z.string().min(1).max(500).optional(),
+  }),
+]);
+export type AttemptEvent = z.infer<typeof attemptEvent>;
+
+/**
+ * Orchestrator → platform and audit: the attempt-level changes of one stored change of a payment, in the order
+ * they happened. Written through the outbox with the change, so none is lost and they are in order per payment.
+ */
+export const paymentAttemptsChanged = envelope('payment.attempts').extend({
+  paymentId: ids.paymentId,
+  /** The payment's revision this change wrote: 1 when accepted, then +1 per change, so a gap is a missing message. */
+  sequence: z.number().int().positive(),
+  events: z.array(attemptEvent).max(100),
+});
+export type PaymentAttemptsChanged = z.infer<typeof paymentAttemptsChanged>;
+
 /** Inclusive bounds of a payment amount in one currency, in its minor units. */
 export const amountBound = z.object({ min: amountMinor.optional(), max: amountMinor.optional() });
 export type AmountBound = z.infer<typeof amountBound>;
