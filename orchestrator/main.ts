@@ -17,7 +17,7 @@ import { paymentRoutes } from './api/payments';
 import { createTerminalWaits } from './api/terminal-waits';
 import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
 import { createAcceptPayment } from './dispatch/accept';
-import { createEffects } from './dispatch/effects';
+import { createEffects, withAttemptEvents } from './dispatch/effects';
 import { createOutboxSender } from './dispatch/outbox';
 import { createGatewayHealth } from './health/gateway-health';
 import { createOrchestratorMetrics, registerGatewayGauges, registerStateGauges } from './metrics';
@@ -215,13 +215,17 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       random,
       clock,
     });
-    const store = createPaymentStore(redis, {
-      idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
-      outboxGraceMs: config.OUTBOX_GRACE_MS,
-      clock,
-      resultsPartitionOf: resultsPartitioner(resultsPartitionCount),
-    });
     const effects = createEffects({ topics, logger, metrics, clock });
+    // Every stored change carries its attempt events (payment.attempts) in the same outbox write.
+    const store = withAttemptEvents(
+      createPaymentStore(redis, {
+        idempotencyTtlSeconds: config.IDEMPOTENCY_TTL_SECONDS,
+        outboxGraceMs: config.OUTBOX_GRACE_MS,
+        clock,
+        resultsPartitionOf: resultsPartitioner(resultsPartitionCount),
+      }),
+      effects,
+    );
     const outbox = createOutboxSender(store, publisher, logger, registry);
     const applyOutcome = createOutcomeApplier({
       store,

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../../runtime/logger';
 import type { TopicMessage } from '../../runtime/kafka';
 import type { TopicNames } from '../../topics/names';
-import type { AttemptCommand, AttemptRequested, PaymentStatusChanged } from '../../topics/schemas';
-import type { Attempt, Effect, Payment } from '../state/payment';
+import type { AttemptCommand, AttemptEvent, AttemptRequested, PaymentAttemptsChanged, PaymentStatusChanged } from '../../topics/schemas';
+import { isTerminal, type Attempt, type Effect, type Payment, type ReviewResolution } from '../state/payment';
+import type { PaymentStore } from '../state/store';
 import type { OrchestratorMetrics } from '../metrics';
 
 export interface EffectDeps {
@@ -80,6 +81,15 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
   };
 
   return {
+    /**
+     * The `payment.attempts` message of one stored change: what changed in the attempts from `previous` (undefined
+     * for a new payment) to `next`, numbered by the revision the change writes.
+     */
+    attemptEvents(previous: Payment | undefined, next: Payment, revision: number): TopicMessage {
+      const message: PaymentAttemptsChanged = { ...envelope('payment.attempts'), paymentId: next.id, sequence: revision, events: attemptChanges(previous, next) };
+      return { topic: topics.paymentAttempts, key: next.id, value: message };
+    },
+
     messagesFor(payment: Payment, effects: readonly Effect[]): TopicMessage[] {
       return effects.flatMap((effect): TopicMessage[] => {
         switch (effect.type) {
@@ -154,3 +164,129 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
   };
 }
 export type Effects = ReturnType<typeof createEffects>;
+
+/**
+ * The store, with every change it writes carrying that change's `payment.attempts` message in the same outbox
+ * entry set (so the same Redis script and the same produce request as the change's other messages): revision 1
+ * for an accepted payment, as the store's create script writes it, and the revision each compare-and-set update
+ * writes. Wrapping the store rather than its callers makes the stream complete by construction: no path can store
+ * a change of a payment without its attempt events.
+ */
+export function withAttemptEvents(store: PaymentStore, effects: Pick<Effects, 'attemptEvents'>): PaymentStore {
+  return {
+    ...store,
+    create: (payment, idempotencyKey, requestHash, messages) =>
+      store.create(payment, idempotencyKey, requestHash, [...messages, effects.attemptEvents(undefined, payment, 1)]),
+    update: (previous, next, messages) =>
+      store.update(previous, next, [...messages, effects.attemptEvents(previous.payment, next, Number(previous.revision) + 1)]),
+  };
+}
+
+/**
+ * Every attempt-level change from `previous` to `next`, in the order it happened: each existing attempt's changes
+ * (in attempt order), then the review's, then the attempts dispatched. Derived from the two documents, so an
+ * outcome that sends no message (a confirmed compensation, an unreadable result after completion) is here too.
+ */
+export function attemptChanges(previous: Payment | undefined, next: Payment): AttemptEvent[] {
+  const before = new Map(previous?.attempts.map((attempt) => [attempt.id, attempt]));
+  const resolved = newResolution(previous, next);
+  const changed: AttemptEvent[] = [];
+  const dispatched: AttemptEvent[] = [];
+  for (const attempt of next.attempts) {
+    const was = before.get(attempt.id);
+    if (!was || !previous) {
+      dispatched.push({ kind: 'dispatched', ...on(attempt), number: attempt.number, deadline: attempt.deadline, routing: explanation(attempt) });
+      continue;
+    }
+    const events = attemptChangesOf(was, attempt, previous, next);
+    // An operator's decision is applied as the gateway's answer would be, but the gateway did not answer: the
+    // review-resolved event, with who decided and why, is the record of it.
+    changed.push(...(resolved?.attemptId === attempt.id ? events.filter((event) => !ANSWER_KINDS.has(event.kind)) : events));
+  }
+  return [...changed, ...reviewChanges(previous, next, resolved), ...dispatched];
+}
+
+/** What a review resolution stands in for: the success, confirmed cancel or confirmed compensation it is applied as. */
+const ANSWER_KINDS = new Set<AttemptEvent['kind']>(['answered', 'cancel-confirmed', 'compensation-confirmed']);
+
+/** The operator's resolution recorded by this change, if any (one per change: it is one outcome). */
+function newResolution(previous: Payment | undefined, next: Payment): ReviewResolution | undefined {
+  const known = new Set(previous?.resolutions?.map((resolution) => resolution.id));
+  return next.resolutions?.find((resolution) => !known.has(resolution.id));
+}
+
+const on = (attempt: Attempt) => ({ attemptId: attempt.id, gatewayId: attempt.gatewayId });
+
+function explanation({ routing: { candidates, excluded, rulesVersion } }: Attempt) {
+  return { candidates, excluded, rulesVersion };
+}
+
+/** What happened to one attempt between two stored versions of its payment. */
+function attemptChangesOf(was: Attempt, now: Attempt, previous: Payment, next: Payment): AttemptEvent[] {
+  const events: AttemptEvent[] = [];
+  if (now.unreadableResult && now.unreadableResult.deadLetter !== was.unreadableResult?.deadLetter) {
+    events.push({ kind: 'result-unreadable', ...on(now), deadLetter: now.unreadableResult.deadLetter });
+  }
+  const late = was.status !== 'in-flight' || isTerminal(previous.status);
+  const answered = (outcome: 'success' | 'failure'): AttemptEvent => ({
+    kind: 'answered',
+    ...on(now),
+    outcome,
+    ...(outcome === 'failure' && now.reasonCode !== undefined ? { reasonCode: now.reasonCode } : {}),
+    ...(late ? { late: true as const } : {}),
+    at: now.completedAt ?? next.updatedAt,
+  });
+  const compensationAsked = (): AttemptEvent => ({ kind: 'compensation-asked', ...on(now), try: now.compensationsSent ?? 1, deadline: now.deadline });
+  if (was.status === now.status) {
+    // The only change of an attempt that keeps its status and is not above: a compensate command sent again.
+    if (now.status === 'compensating' && (now.compensationsSent ?? 1) > (was.compensationsSent ?? 1)) events.push(compensationAsked());
+    return events;
+  }
+  switch (now.status) {
+    case 'succeeded':
+      events.push(answered('success'));
+      break;
+    case 'compensating':
+      events.push(answered('success'), compensationAsked());
+      break;
+    case 'failed':
+      events.push(answered('failure'));
+      break;
+    case 'timed-out':
+      events.push({ kind: 'timed-out', ...on(now) });
+      break;
+    case 'cancelling':
+      if (now.reasonCode === 'timeout') events.push({ kind: 'timed-out', ...on(now) });
+      events.push({ kind: 'cancel-asked', ...on(now), why: now.reasonCode === 'timeout' ? 'timeout' : 'unreadable-result' });
+      break;
+    case 'cancelled':
+      // Cancelled at once when another attempt settles the payment (the command goes out now); otherwise confirmed.
+      events.push(
+        !isTerminal(previous.status) && next.status === 'SUCCESS'
+          ? { kind: 'cancel-asked', ...on(now), why: 'settled-elsewhere' }
+          : { kind: 'cancel-confirmed', ...on(now) },
+      );
+      break;
+    case 'compensated':
+      events.push({ kind: 'compensation-confirmed', ...on(now) });
+      break;
+    case 'in-flight':
+      break;
+  }
+  return events;
+}
+
+/** A review that ended (by the gateway's answer, or by an operator's resolution), then one that began. */
+function reviewChanges(previous: Payment | undefined, next: Payment, resolved: ReviewResolution | undefined): AttemptEvent[] {
+  const was = previous?.review;
+  const now = next.review;
+  const same = was !== undefined && now !== undefined && was.attemptId === now.attemptId && was.reason === now.reason;
+  const gatewayOf = (attemptId: string) => next.attempts.find((attempt) => attempt.id === attemptId)?.gatewayId ?? '';
+  const events: AttemptEvent[] = [];
+  if (was && !same) {
+    const byOperator = resolved?.attemptId === was.attemptId ? { resolution: resolved.decision, actor: resolved.actor, note: resolved.note } : undefined;
+    events.push({ kind: 'review-resolved', attemptId: was.attemptId, gatewayId: gatewayOf(was.attemptId), reason: was.reason, ...(byOperator ?? { resolution: 'gateway-answered' }) });
+  }
+  if (now && !same) events.push({ kind: 'review-flagged', attemptId: now.attemptId, gatewayId: gatewayOf(now.attemptId), reason: now.reason });
+  return events;
+}

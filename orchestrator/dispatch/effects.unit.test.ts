@@ -2,11 +2,12 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { Logger } from '../../runtime/logger';
 import { topicNames } from '../../topics/names';
-import { attemptCommand, attemptRequested, paymentStatusChanged } from '../../topics/schemas';
+import { attemptCommand, attemptEvent, attemptRequested, paymentAttemptsChanged, paymentStatusChanged, type AttemptEvent } from '../../topics/schemas';
 import { createOrchestratorMetrics, type OrchestratorMetrics } from '../metrics';
 import type { RoutingDecision } from '../routing/select';
-import type { Attempt, AttemptStatus, Effect, Payment } from '../state/payment';
-import { createEffects, type Effects } from './effects';
+import { createPayment, decide, type Attempt, type AttemptStatus, type DecisionContext, type Effect, type Outcome, type Payment } from '../state/payment';
+import type { PaymentStore, StoredPayment } from '../state/store';
+import { attemptChanges, createEffects, withAttemptEvents, type Effects } from './effects';
 
 const T0 = Date.parse('2024-05-01T12:00:00.000Z');
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();
@@ -426,5 +427,266 @@ describe('effects.observe', () => {
       rateLimited: [{ gateway: 'gw-c', value: 1 }],
     });
     expect(logs.map((line) => line.msg)).toEqual(['attempt dispatched', 'payment status']);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Attempt events: each stored change of a payment, driven through the real state machine, and what it publishes.
+// ---------------------------------------------------------------------------
+
+/** Every gateway times out after 5 s; the router picks the first of gw-a, gw-b, gw-c not tried; attempt ids att-2, att-3, … */
+function storyContext(policy: 'failover' | 'cancel-first' = 'failover', maxCompensationTries = 2): DecisionContext {
+  let next = 1;
+  return {
+    maxAttempts: 3,
+    maxCompensationTries,
+    route: (_payment, tried) => {
+      const chosen = ['gw-a', 'gw-b', 'gw-c'].find((gatewayId) => !tried.has(gatewayId)) ?? null;
+      return {
+        chosen,
+        candidates: chosen === null ? [] : [{ gatewayId: chosen, weight: 2.5 }],
+        excluded: [...tried].map((gatewayId) => ({ gatewayId, reason: 'already-tried' as const })),
+        rulesVersion: 'rules@9',
+      };
+    },
+    newAttemptId: () => `att-${++next}`,
+    timeoutMsOf: () => 5_000,
+    timeoutPolicyOf: () => policy,
+  };
+}
+
+/**
+ * A payment's life, one stored change at a time: accepted at T0 on gw-a (att-1), then each outcome applied with
+ * the state machine. `apply` returns the attempt events of that change, each checked against the contract.
+ */
+function story(type: Payment['type'] = 'deposit', context = storyContext()) {
+  const created = createPayment(
+    { id: 'pay-1', type, accountId: 'acc-1', amount: '10000', currency: 'EUR', region: 'EU' },
+    { chosen: 'gw-a', candidates: [{ gatewayId: 'gw-a', weight: 3 }], excluded: [{ gatewayId: 'gw-z', reason: 'region' }], rulesVersion: 'rules@7' },
+    'att-1',
+    5_000,
+    new Date(T0),
+  ).payment;
+  let payment = created;
+  const checked = (events: AttemptEvent[]) => events.map((event) => attemptEvent.parse(event));
+  return {
+    accepted: checked(attemptChanges(undefined, created)),
+    get payment() {
+      return payment;
+    },
+    apply(outcome: Outcome): AttemptEvent[] {
+      const decision = decide(payment, outcome, context);
+      if (!decision.changed) throw new Error(`${outcome.kind} on ${outcome.attemptId} changed nothing (${decision.why})`);
+      const previous = payment;
+      payment = decision.payment;
+      return checked(attemptChanges(previous, payment));
+    },
+  };
+}
+
+const onA1 = { attemptId: 'att-1', gatewayId: 'gw-a' };
+const onA2 = { attemptId: 'att-2', gatewayId: 'gw-b' };
+const dispatchedA2 = {
+  kind: 'dispatched',
+  ...onA2,
+  number: 2,
+  deadline: at(15),
+  routing: { candidates: [{ gatewayId: 'gw-b', weight: 2.5 }], excluded: [{ gatewayId: 'gw-a', reason: 'already-tried' }], rulesVersion: 'rules@9' },
+};
+
+describe('effects.attemptEvents', () => {
+  test('When a payment is accepted, then its one event is the dispatch of attempt 1 with the routing explanation and rules version (the chosen gateway is the attempt\'s)', () => {
+    expect(story().accepted).toEqual([
+      {
+        kind: 'dispatched',
+        ...onA1,
+        number: 1,
+        deadline: at(5),
+        routing: { candidates: [{ gatewayId: 'gw-a', weight: 3 }], excluded: [{ gatewayId: 'gw-z', reason: 'region' }], rulesVersion: 'rules@7' },
+      },
+    ]);
+  });
+
+  test('When the gateway approves, then the change has one event: answered success, with when the answer reached Kafka, not late', () => {
+    const life = story();
+    expect(life.apply({ kind: 'success', attemptId: 'att-1', at: at(1), now: at(2) })).toEqual([{ kind: 'answered', ...onA1, outcome: 'success', at: at(1) }]);
+  });
+
+  test('When the gateway declines for good, then answered failure carries the gateway\'s reason', () => {
+    const life = story();
+    expect(life.apply({ kind: 'failure', attemptId: 'att-1', reasonCode: 'insufficient_funds', at: at(1) })).toEqual([
+      { kind: 'answered', ...onA1, outcome: 'failure', reasonCode: 'insufficient_funds', at: at(1) },
+    ]);
+    expect(life.payment.status).toBe('FAILURE');
+  });
+
+  test('When a retryable failure fails over, then the answer comes first, then the dispatch of attempt 2 with its own routing', () => {
+    const life = story();
+    expect(life.apply({ kind: 'failure', attemptId: 'att-1', reasonCode: 'gateway_error', at: at(1), now: at(10) })).toEqual([
+      { kind: 'answered', ...onA1, outcome: 'failure', reasonCode: 'gateway_error', at: at(1) },
+      dispatchedA2,
+    ]);
+  });
+
+  test('When a deposit times out, then timed-out, then the failover dispatch; a later success of it is a late answer that wins and asks attempt 2 to cancel', () => {
+    const life = story();
+    expect(life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5), now: at(10) })).toEqual([{ kind: 'timed-out', ...onA1 }, dispatchedA2]);
+    expect(life.apply({ kind: 'success', attemptId: 'att-1', at: at(11) })).toEqual([
+      { kind: 'answered', ...onA1, outcome: 'success', late: true, at: at(11) },
+      { kind: 'cancel-asked', ...onA2, why: 'settled-elsewhere' },
+    ]);
+  });
+
+  test('When a timed-out attempt succeeds after the payment settled elsewhere, then a late answer and compensation-asked (try 1, with its deadline); a re-send is try 2; the confirmation is compensation-confirmed', () => {
+    const life = story('deposit', storyContext('failover', 3));
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5), now: at(10) });
+    expect(life.apply({ kind: 'success', attemptId: 'att-2', at: at(12) })).toEqual([{ kind: 'answered', ...onA2, outcome: 'success', at: at(12) }]);
+    expect(life.apply({ kind: 'success', attemptId: 'att-1', at: at(13) })).toEqual([
+      { kind: 'answered', ...onA1, outcome: 'success', late: true, at: at(13) },
+      { kind: 'compensation-asked', ...onA1, try: 1, deadline: at(18) },
+    ]);
+    expect(life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(18) })).toEqual([{ kind: 'compensation-asked', ...onA1, try: 2, deadline: at(28) }]);
+    // No message is sent for a confirmation: the attempt event is the only record of it on Kafka.
+    expect(life.apply({ kind: 'compensation-confirmed', attemptId: 'att-1', at: at(20) })).toEqual([{ kind: 'compensation-confirmed', ...onA1 }]);
+  });
+
+  test('When a compensation is never confirmed, then the last try is followed by review-flagged, and a confirmation after that resolves the review as the gateway\'s answer', () => {
+    const life = story(); // two compensate commands at most
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5), now: at(10) });
+    life.apply({ kind: 'success', attemptId: 'att-2', at: at(12) });
+    life.apply({ kind: 'success', attemptId: 'att-1', at: at(13) });
+    expect(life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(18) })).toEqual([{ kind: 'compensation-asked', ...onA1, try: 2, deadline: at(28) }]);
+    expect(life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(28) })).toEqual([{ kind: 'review-flagged', ...onA1, reason: 'compensation-unconfirmed' }]);
+    expect(life.apply({ kind: 'compensation-confirmed', attemptId: 'att-1', at: at(40) })).toEqual([
+      { kind: 'compensation-confirmed', ...onA1 },
+      { kind: 'review-resolved', ...onA1, reason: 'compensation-unconfirmed', resolution: 'gateway-answered' },
+    ]);
+  });
+
+  test('When a withdrawal times out, then timed-out and cancel-asked (timeout); a confirmed cancel fails over', () => {
+    const life = story('withdrawal', storyContext('cancel-first'));
+    expect(life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5), now: at(10) })).toEqual([
+      { kind: 'timed-out', ...onA1 },
+      { kind: 'cancel-asked', ...onA1, why: 'timeout' },
+    ]);
+    expect(life.apply({ kind: 'cancel-confirmed', attemptId: 'att-1', at: at(11), now: at(10) })).toEqual([{ kind: 'cancel-confirmed', ...onA1 }, dispatchedA2]);
+  });
+
+  test('When a withdrawal\'s cancel is never confirmed, then review-flagged (cancel-unconfirmed); the attempt\'s success later is a late answer that resolves it', () => {
+    const life = story('withdrawal', storyContext('cancel-first'));
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5) });
+    expect(life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(10) })).toEqual([{ kind: 'review-flagged', ...onA1, reason: 'cancel-unconfirmed' }]);
+    expect(life.apply({ kind: 'success', attemptId: 'att-1', at: at(30) })).toEqual([
+      { kind: 'answered', ...onA1, outcome: 'success', late: true, at: at(30) },
+      { kind: 'review-resolved', ...onA1, reason: 'cancel-unconfirmed', resolution: 'gateway-answered' },
+    ]);
+  });
+
+  test.each([
+    ['paid', 'the attempt\'s success settles the payment', [{ kind: 'review-resolved', ...onA1, reason: 'cancel-unconfirmed', resolution: 'paid', actor: 'ops-1', note: 'PSP says paid' }]],
+    [
+      'not-paid',
+      'its confirmed cancel fails over',
+      [{ kind: 'review-resolved', ...onA1, reason: 'cancel-unconfirmed', resolution: 'not-paid', actor: 'ops-1', note: 'PSP says paid' }, dispatchedA2],
+    ],
+  ] as const)('When an operator resolves a withdrawal\'s review as %s, then review-resolved says who and why, in place of a gateway answer; %s', (decision, _what, expected) => {
+    const life = story('withdrawal', storyContext('cancel-first'));
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5) });
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(10) });
+    const resolution = { resolutionId: 'res-1', decision, actor: 'ops-1', note: 'PSP says paid' };
+    expect(life.apply({ kind: 'review-resolved', attemptId: 'att-1', at: at(9), now: at(10), ...resolution })).toEqual(expected);
+  });
+
+  test('When an operator resolves an unconfirmed compensation as refunded, then review-resolved (refunded) with who and why, and no compensation-confirmed (the gateway never said so)', () => {
+    const life = story();
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(5), now: at(10) });
+    life.apply({ kind: 'success', attemptId: 'att-2', at: at(12) });
+    life.apply({ kind: 'success', attemptId: 'att-1', at: at(13) });
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(18) });
+    life.apply({ kind: 'timeout', attemptId: 'att-1', at: at(28) });
+    expect(life.apply({ kind: 'review-resolved', attemptId: 'att-1', at: at(40), resolutionId: 'res-2', decision: 'refunded', actor: 'ops-2', note: 'refund seen in PSP portal' })).toEqual([
+      { kind: 'review-resolved', ...onA1, reason: 'compensation-unconfirmed', resolution: 'refunded', actor: 'ops-2', note: 'refund seen in PSP portal' },
+    ]);
+  });
+
+  test('When a result for an in-flight attempt cannot be read, then result-unreadable with where it was parked, and cancel-asked (unreadable-result)', () => {
+    const life = story();
+    expect(life.apply({ kind: 'unreadable', attemptId: 'att-1', at: at(1), deadLetter: 'deadletter:0:7', detail: 'outcome: invalid' })).toEqual([
+      { kind: 'result-unreadable', ...onA1, deadLetter: 'deadletter:0:7' },
+      { kind: 'cancel-asked', ...onA1, why: 'unreadable-result' },
+    ]);
+    // After completion, an unreadable result changes the attempt and sends no message: the event still says so.
+    life.apply({ kind: 'cancel-confirmed', attemptId: 'att-1', at: at(2) });
+    life.apply({ kind: 'success', attemptId: 'att-2', at: at(3) });
+    expect(life.apply({ kind: 'unreadable', attemptId: 'att-1', at: at(4), deadLetter: 'deadletter:0:9', detail: 'x' })).toEqual([
+      { kind: 'result-unreadable', ...onA1, deadLetter: 'deadletter:0:9' },
+    ]);
+  });
+
+  test('When nothing about the attempts changed between two versions, then there is no event', () => {
+    const life = story();
+    expect(attemptChanges(life.payment, life.payment)).toEqual([]);
+  });
+
+  test('When the message is built, then it goes to the attempts topic keyed by payment id, with the revision as its sequence, and the contract accepts it whole', () => {
+    const { effects } = harness();
+    const life = story();
+    const previous = life.payment;
+    life.apply({ kind: 'failure', attemptId: 'att-1', reasonCode: 'gateway_error', at: at(1), now: at(10) });
+
+    const message = effects.attemptEvents(previous, life.payment, 2);
+
+    expect(message).toEqual({
+      topic: 't.payment.attempts',
+      key: 'pay-1',
+      value: {
+        eventId: expect.any(String),
+        type: 'payment.attempts',
+        occurredAt: NOW.toISOString(),
+        schemaVersion: 1,
+        paymentId: 'pay-1',
+        sequence: 2,
+        events: [expect.objectContaining({ kind: 'answered' }), expect.objectContaining({ kind: 'dispatched', attemptId: 'att-2' })],
+      },
+    });
+    expect(paymentAttemptsChanged.strict().parse(message.value)).toEqual(message.value);
+  });
+});
+
+describe('withAttemptEvents', () => {
+  /** A store that records what it was asked to write. */
+  function recordingStore() {
+    const written: Array<{ op: string; messages: unknown[] }> = [];
+    const store = {
+      create: async (_payment: Payment, _key: unknown, _hash: string, messages: unknown[]) => {
+        written.push({ op: 'create', messages });
+        return { created: true, outbox: { paymentId: 'pay-1', fields: [], messages: [] } };
+      },
+      update: async (_previous: StoredPayment, _next: Payment, messages: unknown[]) => {
+        written.push({ op: 'update', messages });
+        return { paymentId: 'pay-1', fields: [], messages: [] };
+      },
+      get: async () => undefined,
+    } as unknown as PaymentStore;
+    return { store, written };
+  }
+
+  test('When a payment is created or updated through it, then the change\'s own messages come first and its attempt events last, numbered 1 at creation and by the revision each update writes', async () => {
+    const { effects } = harness();
+    const { store, written } = recordingStore();
+    const wrapped = withAttemptEvents(store, effects);
+    const life = story();
+    const accepted = life.payment;
+    const status = { topic: 't.payment.status', key: 'pay-1', value: { type: 'payment.status' } };
+
+    await wrapped.create(accepted, { caller: 'c', key: 'k' }, 'hash', [status]);
+    life.apply({ kind: 'success', attemptId: 'att-1', at: at(1) });
+    await wrapped.update({ payment: accepted, revision: '1' }, life.payment, [status]);
+
+    expect(written).toEqual([
+      { op: 'create', messages: [status, expect.objectContaining({ topic: 't.payment.attempts', value: expect.objectContaining({ sequence: 1, events: [expect.objectContaining({ kind: 'dispatched' })] }) })] },
+      { op: 'update', messages: [status, expect.objectContaining({ topic: 't.payment.attempts', value: expect.objectContaining({ sequence: 2, events: [expect.objectContaining({ kind: 'answered' })] }) })] },
+    ]);
+    expect(wrapped.get).toBe(store.get);
   });
 });
