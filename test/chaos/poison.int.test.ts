@@ -56,10 +56,10 @@ describe('chaos: poison messages on every consumed topic', () => {
       [topics.audit]: ['backoffice-audit'],
       ...Object.fromEntries(GATEWAYS.map((gatewayId) => [topics.gatewayRequests(gatewayId), [`gateway-${gatewayId}`]])),
     };
-    // The status topic is read by the platform, and the dead-letter topic by people: no consumer here parses them.
+    // The status and attempt-event topics are read by the platform, and the dead-letter topic by people: no consumer here parses them.
     const consumed = topicSpecs(prefix, GATEWAYS)
       .map((spec) => spec.topic)
-      .filter((topic) => topic !== topics.paymentStatus && topic !== topics.deadLetter);
+      .filter((topic) => topic !== topics.paymentStatus && topic !== topics.paymentAttempts && topic !== topics.deadLetter);
     expect(Object.keys(consumers).sort()).toEqual([...consumed].sort());
 
     const letters = await collectTopic(kafka, topics.deadLetter, deadLetter, { groupPrefix: `${prefix}dlq-`, label: 'dead letter' });
