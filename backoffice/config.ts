@@ -15,6 +15,14 @@ const backofficeEnv = z.object({
   WRITE_APPLY_TIMEOUT_MS: positiveInt(10_000),
   /** An orchestrator's outcome report older than this is from an instance that stopped, and leaves the success rates. */
   GATEWAY_STATS_STALE_MS: positiveInt(30_000),
+  /** The orchestrators' HTTP API (any instance, or the service in front of them): the reviews are read there. */
+  ORCHESTRATOR_URL: z.url().default('http://127.0.0.1:8080'),
+  /** How long a review resolution waits for an orchestrator to apply it before answering 202. */
+  REVIEW_APPLY_TIMEOUT_MS: positiveInt(10_000),
+  /** How long a write has to get its messages acknowledged before the outbox relay sends them instead. */
+  OUTBOX_GRACE_MS: positiveInt(5_000),
+  /** How often the outbox relay looks for messages left behind. */
+  OUTBOX_POLL_MS: positiveInt(1_000),
 });
 
 export type BackofficeConfig = z.infer<typeof backofficeEnv>;

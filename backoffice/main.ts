@@ -8,19 +8,26 @@ import { ruleSignatureCheck } from '../runtime/signing';
 import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
+import { createRedis } from '../runtime/redis';
 
 import { topicNames } from '../topics/names';
-import { gatewayHealthChanged, gatewayStatsReported, ruleAudited, ruleEvent } from '../topics/schemas';
+import { auditEntry, gatewayHealthChanged, gatewayStatsReported, ruleEvent } from '../topics/schemas';
 import { backofficeRoutes } from './api/routes';
 import { operatorPageRoutes } from './web/routes';
 import { loadBackofficeConfig, type BackofficeConfig } from './config';
 import { createAuditTrail, createHealthView, createRuleView, createSuccessRates } from './rules/view';
 import { createRuleWriter } from './rules/writer';
+import { createBackofficeOutbox } from './outbox';
+import { createOrchestratorClient } from './reviews/orchestrator-client';
+import { createReviewResolver } from './reviews/resolve';
+import { createReviewTrail, reviewRoutes } from './reviews/routes';
 
 /** What can be swapped in tests; production uses the defaults. */
 export interface BackofficeOverrides {
   clock?: () => Date;
   logger?: Logger;
+  /** Tests only: runs before each outbox send and may throw (a crash between a change and its audit entry). */
+  beforeSend?: (topic: string) => void;
 }
 
 export type RunningBackoffice = RunningService;
@@ -48,6 +55,13 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
   });
 
   try {
+    // The outbox (a rule change and its audit entry, a review resolution and its audit entry) lives in Redis.
+    const redis = createRedis(config.REDIS_URL, config.REDIS_KEY_PREFIX, logger, registry);
+    await redis.connect();
+    lifecycle.add('redis', async () => {
+      await redis.quit();
+    });
+
     const { publisher, metrics: kafkaCounters, consumerDeps: follow } = await connectKafka({
       brokers: config.KAFKA_BROKERS,
       clientId: `backoffice-${config.INSTANCE_ID}`,
@@ -103,13 +117,18 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
 
     // Not compacted, but read the same way: from the beginning on every start, caught up before serving.
     const trail = createAuditTrail();
+    const reviewTrail = createReviewTrail();
     const audit = await followCompactedTopic({
       ...follow,
       topic: topics.audit,
-      schema: ruleAudited,
+      schema: auditEntry,
       name: `${config.TOPIC_PREFIX}backoffice-audit`,
-      apply: (_gatewayId, event) => {
+      apply: (_key, event) => {
         if (event === null) return;
+        if (event.type === 'review.audited') {
+          reviewTrail.add(event);
+          return;
+        }
         trail.add(event);
         view.noteVersion(event.gatewayId, event.version);
       },
@@ -117,11 +136,21 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
     lifecycle.add('audit follower', () => audit.consumer.disconnect());
     await Promise.all([rules.caughtUp, healthFollower.caughtUp, audit.caughtUp, statsFollower.caughtUp]);
 
-    const write = createRuleWriter({
+    const outbox = createBackofficeOutbox({
+      redis,
       producer: publisher.producer,
+      kafkaMetrics: kafkaCounters,
+      logger,
+      clock,
+      graceMs: config.OUTBOX_GRACE_MS,
+      ...(overrides.beforeSend ? { beforeSend: overrides.beforeSend } : {}),
+    });
+    // Sends what an earlier run (or a failed send) left behind; stopped after HTTP, before the producer.
+    lifecycle.add('outbox relay', outbox.startRelay({ pollMs: config.OUTBOX_POLL_MS, leaseMs: 10_000 }));
+    const write = createRuleWriter({
+      outbox,
       topics: { rules: topics.rules, audit: topics.audit },
       view,
-      kafkaMetrics: kafkaCounters,
       registry,
       logger,
       clock,
@@ -130,6 +159,9 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       rulesSigningKey: config.RULES_SIGNING_KEY,
     });
 
+    const tokenSettings = { secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER };
+    const verifyToken = createTokenVerifier(tokenSettings);
+    const orchestrator = createOrchestratorClient({ baseUrl: config.ORCHESTRATOR_URL.replace(/\/$/, ''), tokens: tokenSettings, clock });
     const app = createHttpApp(
       {
         logger,
@@ -145,7 +177,23 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
           clock,
           trail,
           write,
-          verifyToken: createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER }),
+          verifyToken,
+        });
+        reviewRoutes(routes, {
+          orchestrator,
+          resolve: createReviewResolver({
+            orchestrator,
+            outbox,
+            topics: { reviews: topics.reviews, audit: topics.audit },
+            signingKey: config.RULES_SIGNING_KEY,
+            registry,
+            logger,
+            clock,
+            newId: randomUUID,
+            applyTimeoutMs: config.REVIEW_APPLY_TIMEOUT_MS,
+          }),
+          trail: reviewTrail,
+          verifyToken,
         });
         operatorPageRoutes(routes);
       },

@@ -1,19 +1,18 @@
 import { SIGNATURE_HEADER, signMessage } from '../../runtime/signing';
-import type { Producer } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import { AppError } from '../../runtime/errors';
-import type { KafkaMetrics } from '../../runtime/kafka';
 import type { Logger } from '../../runtime/logger';
+import type { BackofficeOutbox, OutboxEntry } from '../outbox';
 import type { RuleAudited } from '../../topics/schemas';
 import type { RuleEvent } from '../../topics/schemas';
 import { decide, regionWarnings, withRule, type Rejection, type RuleCommand, type RuleEntry, type RuleWarning } from './decide';
 import type { RuleView } from './view';
 
 export interface RuleWriterDeps {
-  producer: Producer;
+  /** The rule event and its audit entry are recorded here together, then sent (backoffice/outbox.ts). */
+  outbox: BackofficeOutbox;
   topics: { rules: string; audit: string };
   view: RuleView;
-  kafkaMetrics: KafkaMetrics;
   registry: Registry;
   logger: Logger;
   clock: () => Date;
@@ -51,29 +50,22 @@ export function createKeyedQueue() {
  * version exactly one wins. Across several back-office instances nothing
  * serializes them: see backoffice/README.md.
  *
- * Order of a change: the rule event (or removal) is published and read
- * back, then the audit event is published.
+ * Order of a change: the rule event (or removal) and its audit entry are
+ * recorded together in the outbox, then published in that order, and the
+ * rule event is read back. If anything stops them on the way (Kafka refuses,
+ * the process dies), the outbox relay publishes what is left: a change and its
+ * audit entry are never separated (ADR 0018).
  */
 export function createRuleWriter(deps: RuleWriterDeps) {
-  const { producer, topics, view, logger, clock } = deps;
+  const { outbox, topics, view, logger, clock } = deps;
   const serialize = createKeyedQueue();
   const changes = new Counter({ name: 'backoffice_rule_changes_total', help: 'Rule changes published, by action', labelNames: ['action'], registers: [deps.registry] });
   const rejected = new Counter({ name: 'backoffice_rule_changes_rejected_total', help: 'Rule changes refused by a precondition, by code', labelNames: ['code'], registers: [deps.registry] });
   const auditFailures = new Counter({
     name: 'backoffice_audit_publish_failures_total',
-    help: 'Rule changes whose audit event could not be published after the rule event was',
+    help: 'Rule changes whose audit entry was not acknowledged with the rule event: left in the outbox, which the relay publishes',
     registers: [deps.registry],
   });
-
-  const send = async (topic: string, key: string, value: string): Promise<string> => {
-    // Rule events (removals included) are signed over key and body, version included; the audit trail is not routing input.
-    const headers = topic === topics.rules ? { [SIGNATURE_HEADER]: signMessage(deps.rulesSigningKey, key, value) } : undefined;
-    const [metadata] = await producer.send({ topic, acks: -1, messages: [{ key, value, ...(headers ? { headers } : {}) }] });
-    deps.kafkaMetrics.produced.inc({ topic });
-    deps.kafkaMetrics.produceRequests.inc({ kind: 'single-topic' });
-    if (metadata?.baseOffset === undefined) throw new Error(`no offset in the acknowledgement from ${topic}`);
-    return metadata.baseOffset;
-  };
 
   return async function write(command: RuleCommand, actor: string): Promise<WriteResult> {
     const { gatewayId } = command;
@@ -92,11 +84,6 @@ export function createRuleWriter(deps: RuleWriterDeps) {
         decision.after === null
           ? { eventId: deps.newId(), type: 'rule.removed', occurredAt: now, schemaVersion: 1, gatewayId, version: decision.version, changedBy: actor }
           : { eventId: deps.newId(), type: 'rule.changed', occurredAt: now, schemaVersion: 1, rule: decision.after, version: decision.version, changedBy: actor };
-      const offset = await send(topics.rules, gatewayId, JSON.stringify(ruleEvent));
-      view.noteVersion(gatewayId, decision.version);
-      changes.inc({ action: decision.action });
-      logger.info({ gatewayId, action: decision.action, version: decision.version, actor, changedFields: decision.changedFields, offset }, 'rule change published');
-
       const audit: RuleAudited = {
         eventId: deps.newId(),
         type: 'rule.audited',
@@ -111,12 +98,33 @@ export function createRuleWriter(deps: RuleWriterDeps) {
         version: decision.version,
         ...(decision.reason === undefined ? {} : { reason: decision.reason }),
       };
-      try {
-        await send(topics.audit, gatewayId, JSON.stringify(audit));
-      } catch (error) {
-        // The rule change is already in force; answering an error would only make the caller retry into a 412.
+      // Rule events (removals included) are signed over key and body, version included; the audit trail is not routing input.
+      const ruleJson = JSON.stringify(ruleEvent);
+      const entries: OutboxEntry[] = [
+        { topic: topics.rules, key: gatewayId, value: ruleJson, headers: { [SIGNATURE_HEADER]: signMessage(deps.rulesSigningKey, gatewayId, ruleJson) } },
+        { topic: topics.audit, key: gatewayId, value: JSON.stringify(audit) },
+      ];
+      const writeId = ruleEvent.eventId;
+      await outbox.record(writeId, entries);
+      // Recorded: this version is spent whatever happens to the sends, so the next change never reuses it.
+      view.noteVersion(gatewayId, decision.version);
+      const { sent, failed } = await outbox.send(writeId, entries);
+      const offset = sent.find((entry) => entry.topic === topics.rules)?.offset;
+      const fields = { gatewayId, action: decision.action, version: decision.version, actor, writeId };
+      if (offset === undefined) {
+        logger.error({ ...fields, err: failed?.error }, 'rule change recorded but not published yet; the outbox relay will publish it with its audit entry');
+        throw new AppError(
+          503,
+          'not_published',
+          `the change (version ${decision.version}) is recorded and will be published with its audit entry when Kafka takes it; read the gateway back before changing it again`,
+        );
+      }
+      changes.inc({ action: decision.action });
+      logger.info({ ...fields, changedFields: decision.changedFields, offset }, 'rule change published');
+      if (failed) {
+        // The rule change is in force; its audit entry waits in the outbox, which the relay publishes.
         auditFailures.inc();
-        logger.critical({ err: error, audit }, 'rule changed but its audit event could not be published');
+        logger.warn({ ...fields, err: failed.error }, 'rule change published; its audit entry stays in the outbox until the relay publishes it');
       }
 
       // Read our own write back before the next write to this gateway is decided (and before answering).
