@@ -3,7 +3,7 @@ import { Counter } from 'prom-client';
 import { createTokenVerifier } from '../runtime/auth';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
-import { connectKafka } from '../runtime/kafka';
+import { connectKafka, kafkaConnectionOf } from '../runtime/kafka';
 import { ruleSignatureCheck } from '../runtime/signing';
 import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
@@ -63,7 +63,7 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
     });
 
     const { publisher, metrics: kafkaCounters, consumerDeps: follow } = await connectKafka({
-      brokers: config.KAFKA_BROKERS,
+      connection: kafkaConnectionOf(config),
       clientId: `backoffice-${config.INSTANCE_ID}`,
       deadLetterTopic: topics.deadLetter,
       logger,

@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { createHttpApp, listen, parseOr400 } from '../runtime/http';
-import { connectKafka, on, startConsumer } from '../runtime/kafka';
+import { connectKafka, kafkaConnectionOf, on, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
@@ -53,7 +53,7 @@ export async function startGateway(
   );
   try {
     const { kafka, publisher, metrics: counters } = await connectKafka({
-      brokers: config.KAFKA_BROKERS,
+      connection: kafkaConnectionOf(config),
       clientId: `gateway-${config.GATEWAY_ID}`,
       deadLetterTopic: topics.deadLetter,
       logger,

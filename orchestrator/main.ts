@@ -5,7 +5,7 @@ import { SIGNATURE_HEADER, ruleSignatureCheck, signMessage, signatureCheck } fro
 import type { ParkedLedger } from '../runtime/compacted';
 import { followCompactedTopic } from '../runtime/compacted';
 import { createHttpApp, listen } from '../runtime/http';
-import { connectKafka, on, RejectMessage, startConsumer } from '../runtime/kafka';
+import { connectKafka, kafkaConnectionOf, on, RejectMessage, startConsumer } from '../runtime/kafka';
 import { Lifecycle, exitOnSignals, runMain, type RunningService } from '../runtime/lifecycle';
 import { createLogger, type Logger } from '../runtime/logger';
 import { createMetricsRegistry } from '../runtime/metrics';
@@ -63,7 +63,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     });
 
     const { publisher, consumerDeps: follow } = await connectKafka({
-      brokers: config.KAFKA_BROKERS,
+      connection: kafkaConnectionOf(config),
       clientId: `orchestrator-${config.INSTANCE_ID}`,
       deadLetterTopic: topics.deadLetter,
       logger,

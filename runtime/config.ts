@@ -25,7 +25,7 @@ export function parseConfig<S extends z.ZodType>(
       result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
     );
   }
-  const unsafe = kafkaDurabilityProblems(result.data);
+  const unsafe = [...kafkaDurabilityProblems(result.data), ...kafkaAuthProblems(result.data)];
   if (unsafe.length > 0) throw new ConfigError(unsafe);
   return result.data;
 }
@@ -55,6 +55,24 @@ export function kafkaDurabilityProblems(config: unknown): string[] {
   if (problems.length > 0) problems.push('KAFKA_DEVELOPMENT_SETUP: set it to true only for a development set-up, where losing messages is acceptable');
   return problems;
 }
+
+/**
+ * The start-up check of the broker credentials ({@link commonEnv}'s KAFKA_SASL_*): a mechanism needs a user name
+ * and a password, and a user name or password without a mechanism would silently connect without them.
+ */
+export function kafkaAuthProblems(config: unknown): string[] {
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = (config ?? {}) as Record<string, unknown>;
+  if (mechanism === undefined) {
+    return username !== undefined || password !== undefined ? ['KAFKA_SASL_MECHANISM: set it (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN) to use KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD'] : [];
+  }
+  const problems: string[] = [];
+  if (username === undefined) problems.push(`KAFKA_SASL_USERNAME: required with KAFKA_SASL_MECHANISM ${String(mechanism)}`);
+  if (password === undefined) problems.push(`KAFKA_SASL_PASSWORD: required with KAFKA_SASL_MECHANISM ${String(mechanism)}`);
+  return problems;
+}
+
+/** An optional variable for which an empty value (`NAME=`, compose's `${NAME:-}`) means unset. */
+const unsetWhenEmpty = <T extends z.ZodType>(schema: T) => z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
 
 const flag = z.enum(['true', 'false']).default('false').transform((value) => value === 'true');
 
@@ -92,6 +110,23 @@ export const commonEnv = {
   KAFKA_MIN_INSYNC_REPLICAS: z.coerce.number().int().min(1).default(1),
   /** Says that settings able to lose acknowledged messages are acceptable here (`true`): a development set-up. */
   KAFKA_DEVELOPMENT_SETUP: flag,
+  /**
+   * How this service authenticates to the brokers (SASL): `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN` (case does not
+   * matter). Unset: no authentication (a plaintext broker). Each service has a principal of its own, with the broker
+   * rights of topics/acls.ts.
+   */
+  KAFKA_SASL_MECHANISM: unsetWhenEmpty(
+    z
+      .string()
+      .transform((value) => value.toLowerCase())
+      .pipe(z.enum(['scram-sha-512', 'scram-sha-256', 'plain'], { message: 'SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN' })),
+  ),
+  /** This service's principal (user name) on the brokers; required with KAFKA_SASL_MECHANISM. */
+  KAFKA_SASL_USERNAME: unsetWhenEmpty(z.string()),
+  /** Its password; required with KAFKA_SASL_MECHANISM. A secret: from the environment or a secret store, never a file in the repository. */
+  KAFKA_SASL_PASSWORD: unsetWhenEmpty(z.string()),
+  /** `true`: TLS to the brokers (SASL_SSL on managed clusters), with the system's trusted CAs. */
+  KAFKA_SSL: flag,
   /**
    * Partitions of the payment-keyed topics (gateway requests and results, payment status): the most orchestrator
    * instances that can share the result work. Fixed once the topics exist (docs/cluster.md#partitions).

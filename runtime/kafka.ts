@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Consumer, type ConsumerRunConfig, type KafkaMessage, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type SASLOptions, type Consumer, type ConsumerRunConfig, type KafkaMessage, type Producer } from 'kafkajs';
 import { Counter, type Registry } from 'prom-client';
 import type { z } from 'zod';
 import { deadLetter, type DeadLetter } from '../topics/schemas';
@@ -22,11 +22,36 @@ export class RejectMessage extends Error {
   }
 }
 
-export function createKafka(brokers: string[], clientId: string, logger: Logger): Kafka {
+/** Where the brokers are and how to authenticate to them: the client settings every Kafka client of a service shares. */
+export interface KafkaConnection {
+  brokers: string[];
+  /** SASL credentials (this service's principal); none on a plaintext broker. */
+  sasl?: SASLOptions;
+  /** TLS to the brokers (SASL_SSL), with the system's trusted CAs. */
+  ssl?: boolean;
+}
+
+/** The connection a service's configuration asks for (KAFKA_BROKERS, KAFKA_SASL_*, KAFKA_SSL of runtime/config.ts). */
+export function kafkaConnectionOf(config: {
+  KAFKA_BROKERS: string[];
+  KAFKA_SASL_MECHANISM?: 'scram-sha-512' | 'scram-sha-256' | 'plain' | undefined;
+  KAFKA_SASL_USERNAME?: string | undefined;
+  KAFKA_SASL_PASSWORD?: string | undefined;
+  KAFKA_SSL?: boolean;
+}): KafkaConnection {
+  const { KAFKA_SASL_MECHANISM: mechanism, KAFKA_SASL_USERNAME: username, KAFKA_SASL_PASSWORD: password } = config;
+  // parseConfig has refused a mechanism without both (kafkaAuthProblems).
+  const sasl = mechanism !== undefined && username !== undefined && password !== undefined ? ({ mechanism, username, password } as SASLOptions) : undefined;
+  return { brokers: config.KAFKA_BROKERS, ...(sasl ? { sasl } : {}), ...(config.KAFKA_SSL ? { ssl: true } : {}) };
+}
+
+export function createKafka(connection: KafkaConnection, clientId: string, logger: Logger): Kafka {
   const kafkaLogger = logger.child({ component: 'kafkajs' });
   return new Kafka({
     clientId,
-    brokers,
+    brokers: connection.brokers,
+    ...(connection.sasl ? { sasl: connection.sasl } : {}),
+    ...(connection.ssl ? { ssl: true } : {}),
     logLevel: logLevel.WARN,
     retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000 },
     logCreator:
@@ -469,7 +494,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
  * what consumers need to dead-letter through it.
  */
 export async function connectKafka(options: {
-  brokers: string[];
+  connection: KafkaConnection;
   clientId: string;
   deadLetterTopic: string;
   logger: Logger;
@@ -477,7 +502,7 @@ export async function connectKafka(options: {
   lifecycle: { add: (name: string, dispose: () => Promise<void>) => void };
 }) {
   const { logger } = options;
-  const kafka = createKafka(options.brokers, options.clientId, logger);
+  const kafka = createKafka(options.connection, options.clientId, logger);
   const metrics = kafkaMetrics(options.registry);
   const publisher = await createPublisher(kafka, metrics);
   options.lifecycle.add('kafka producer', async () => {
