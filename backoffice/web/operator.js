@@ -1,5 +1,5 @@
 /* The operator page: plain DOM, no framework, no build. Served by the back office at /operator/. */
-/* global document, sessionStorage, fetch, atob */
+/* global document, sessionStorage, fetch, atob, crypto */
 'use strict';
 
 (function operatorPage() {
@@ -83,6 +83,8 @@
     gateways = [];
     $('rows').replaceChildren();
     $('gateways').hidden = true;
+    $('review-rows').replaceChildren();
+    $('reviews').hidden = true;
     $('reload').hidden = true;
     $('signout').hidden = true;
     $('who').textContent = '';
@@ -102,7 +104,86 @@
     }
     gateways = answer.body.gateways;
     render();
+    await loadReviews();
     return true;
+  }
+
+  /** The payments in review, for a token with reviews:read; without it the section says which scope it needs. */
+  async function loadReviews() {
+    const answer = await api('GET', '/v1/reviews');
+    $('reviews').hidden = false;
+    if (!answer.ok) {
+      $('reviews-table').hidden = true;
+      $('reviews-note').textContent = `Reviews are not shown: ${describeError(answer)}.`;
+      return;
+    }
+    $('reviews-table').hidden = false;
+    const reviews = answer.body.reviews;
+    $('reviews-note').textContent = reviews.length === 0 ? 'No payment is waiting for a person.' : `${reviews.length} payment${reviews.length === 1 ? '' : 's'} waiting for a person.`;
+    $('review-rows').replaceChildren(...reviews.map(reviewRow));
+  }
+
+  /** A v4 UUID; randomUUID exists only in secure contexts (HTTPS, localhost), getRandomValues everywhere. */
+  function newUuid() {
+    if (typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = [...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  const DECISION_LABELS = { paid: 'The gateway paid', 'not-paid': 'The gateway did not pay', refunded: 'The gateway refunded' };
+
+  function reviewRow(review) {
+    const id = review.paymentId;
+    const attempt = review.attempt || {};
+    // One id per form: pressing Resolve again after a timeout sends the same resolution, which applies once.
+    const resolutionId = newUuid();
+    const decision = el('select', {}, ...review.decisions.map((value) => el('option', { value, textContent: DECISION_LABELS[value] || value })));
+    decision.setAttribute('aria-label', `Decision for ${id}`);
+    const note = el('input', { type: 'text', maxLength: 500, placeholder: 'What the PSP confirmed (required)' });
+    note.setAttribute('aria-label', `Note for ${id}`);
+    const submit = el('button', { type: 'submit', className: 'primary', textContent: 'Resolve' });
+    submit.setAttribute('aria-label', `Resolve review of ${id}`);
+    const form = el('form', { className: 'resolve-form' }, decision, note, submit);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (note.value.trim() === '') {
+        show('error', `Write a note for ${id}: what the gateway confirmed.`);
+        return;
+      }
+      resolveReview(review, { resolutionId, attemptId: attempt.id, decision: decision.value, note: note.value.trim() });
+    });
+    const lastWord = review.lastWord ? `${review.lastWord.text}${review.lastWord.at ? ` (${review.lastWord.at})` : ''}` : 'unknown';
+    return el(
+      'tr',
+      {},
+      el('td', {}, el('span', { className: 'mono', textContent: id }), el('span', { className: 'reason', textContent: `${review.type}, ${review.accountId}, ${review.region} · ${review.status}` })),
+      el('td', { textContent: `${review.amount} ${review.currency}` }),
+      el('td', {}, el('span', { textContent: `#${attempt.number} at ${review.gatewayId}` }), el('span', { className: 'reason mono', textContent: attempt.id || '' })),
+      el('td', {}, el('span', { textContent: review.since }), el('span', { className: 'reason', textContent: review.reason })),
+      el('td', { textContent: lastWord }),
+      el('td', {}, form),
+    );
+  }
+
+  async function resolveReview(review, body) {
+    const id = review.paymentId;
+    const answer = await api('POST', `/v1/reviews/${encodeURIComponent(id)}/resolution`, body);
+    if (answer.status === 202) {
+      show('warning', `Resolution of ${id} recorded, but no orchestrator has applied it yet. Press Resolve again to learn its outcome.`);
+      return;
+    }
+    if (!answer.ok) {
+      show('error', `Resolving ${id} failed: ${describeError(answer)}`);
+      return;
+    }
+    await loadReviews();
+    const payment = answer.body.payment;
+    const latest = payment.attempts[payment.attempts.length - 1];
+    const next = payment.status === 'PENDING' ? `still PENDING, now at ${latest.gatewayId} (attempt ${latest.number})` : `now ${payment.status}`;
+    show('info', `Review of ${id} resolved (${DECISION_LABELS[body.decision] || body.decision}): the payment is ${next}.`);
   }
 
   const pill = (text, kind) => el('span', { className: `pill ${kind}`, textContent: text });
