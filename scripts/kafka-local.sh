@@ -5,6 +5,14 @@
 # cluster of N nodes, each a combined broker and controller, so the N nodes are
 # also the controller quorum (a majority must be up for the cluster to work).
 #
+# Clients authenticate with SASL/SCRAM-SHA-512 (the users and their development
+# passwords are in scripts/kafka/local-users, stored when the storage is
+# formatted) and Kafka's own authorizer (StandardAuthorizer) allows only what
+# an ACL allows: `admin` is the super user that creates topics and ACLs
+# (topics/acls.ts). Brokers talk to each other as `admin` over the same
+# listener; the KRaft controller listener uses SASL/PLAIN with a user of its
+# own. KAFKA_SECURITY=plaintext runs the old way: no authentication, no ACLs.
+#
 # Usage: scripts/kafka-local.sh fetch|start|stop|status [--brokers N]
 #        npm run kafka -- start --brokers 3
 #
@@ -20,6 +28,7 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker(s)       default 90
 #   KAFKA_HEAP_OPTS        JVM heap flags, per node                default -Xms256m -Xmx512m (one node), -Xms192m -Xmx384m (cluster)
 #   KAFKA_LOG_LEVEL        root log4j level                        default WARN
+#   KAFKA_SECURITY         sasl (SCRAM users, ACLs) or plaintext   default sasl
 #   JAVA_HOME              java to use (else `java` on PATH)
 set -euo pipefail
 
@@ -48,6 +57,22 @@ CACHE_DIR="${KAFKA_CACHE_DIR:-${HOME}/.cache/pgo-kafka/${KAFKA_VERSION}}"
 LIBS_DIR="$CACHE_DIR/libs"
 FETCH_MARKER="$CACHE_DIR/.fetch-complete"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+SECURITY="${KAFKA_SECURITY:-sasl}"
+[[ "$SECURITY" == sasl || "$SECURITY" == plaintext ]] || { echo "kafka-local: KAFKA_SECURITY must be sasl or plaintext, got '$SECURITY'" >&2; exit 2; }
+
+# SCRAM users (name password), stored in every node's storage when it is formatted.
+USERS_FILE="$SCRIPT_DIR/kafka/local-users"
+USER_NAMES=(); USER_PASSWORDS=()
+while read -r name password _; do
+  [[ -z "$name" || "$name" == \#* ]] && continue
+  USER_NAMES+=("$name"); USER_PASSWORDS+=("$password")
+done <"$USERS_FILE"
+user_password() { local i; for i in "${!USER_NAMES[@]}"; do [[ "${USER_NAMES[i]}" == "$1" ]] && { echo "${USER_PASSWORDS[i]}"; return 0; }; done; return 1; }
+ADMIN_PASSWORD="$(user_password admin)" || { echo "kafka-local: no admin user in $USERS_FILE" >&2; exit 1; }
+# The KRaft controller listener's own user (SASL/PLAIN: SCRAM credentials live in the metadata log the controllers serve).
+CONTROLLER_PASSWORD="controller-dev-password"
+# What the storage was formatted with: a node formatted before SASL (or with other users) is formatted again.
+USERS_MARK="$(printf '%s\n' "${USER_NAMES[@]}" "${USER_PASSWORDS[@]}" | sha256sum | cut -d' ' -f1)"
 
 # Per node (index 0..N-1, node.id = index + 1): broker port, controller port,
 # directory, log and pid file. One node keeps the layout it always had
@@ -144,7 +169,8 @@ PROBE_JS='
 const { createRequire } = require("module");
 const { Kafka, logLevel } = createRequire(process.env.PROBE_ROOT + "/package.json")("kafkajs");
 setTimeout(() => process.exit(1), 5000);
-const admin = new Kafka({ clientId: "kafka-local-probe", brokers: process.env.PROBE_BOOTSTRAP.split(","),
+const sasl = process.env.PROBE_PASSWORD ? { mechanism: "scram-sha-512", username: "admin", password: process.env.PROBE_PASSWORD } : undefined;
+const admin = new Kafka({ clientId: "kafka-local-probe", brokers: process.env.PROBE_BOOTSTRAP.split(","), sasl,
   logLevel: logLevel.NOTHING, retry: { retries: 0 }, connectionTimeout: 1000, requestTimeout: 3000 }).admin();
 (async () => {
   await admin.connect();
@@ -160,7 +186,9 @@ cluster_ready() {
   local i
   for ((i = 0; i < BROKER_COUNT; i++)); do port_open "${PORTS[i]}" || return 1; done
   if have_node_probe; then
-    PROBE_ROOT="$REPO_ROOT" PROBE_BOOTSTRAP="$BOOTSTRAP" PROBE_EXPECT="$BROKER_COUNT" node -e "$PROBE_JS" >/dev/null 2>&1
+    local password=""
+    [[ "$SECURITY" == sasl ]] && password="$ADMIN_PASSWORD"
+    PROBE_ROOT="$REPO_ROOT" PROBE_BOOTSTRAP="$BOOTSTRAP" PROBE_EXPECT="$BROKER_COUNT" PROBE_PASSWORD="$password" node -e "$PROBE_JS" >/dev/null 2>&1
   else
     for ((i = 0; i < BROKER_COUNT; i++)); do grep -q 'Kafka Server started' "${NODE_LOGS[i]}" 2>/dev/null || return 1; done
   fi
@@ -184,11 +212,18 @@ print_facts() {
     done
   fi
   log "data dir   $DATA_DIR"
+  if [[ "$SECURITY" == sasl ]]; then
+    log "SASL/SCRAM-SHA-512 with ACLs; users ${USER_NAMES[*]} (passwords in $USERS_FILE); admin is the super user"
+  fi
   # The lines to copy into the services' environment (npm start reads them too).
   echo "KAFKA_BROKERS=$BOOTSTRAP"
   if ((BROKER_COUNT > 1)); then
     echo "KAFKA_REPLICATION_FACTOR=$REPLICAS"
     echo "KAFKA_MIN_INSYNC_REPLICAS=$MIN_ISR"
+  fi
+  if [[ "$SECURITY" == sasl ]]; then
+    # Each service adds its own KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (docs/security.md).
+    echo "KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
   fi
 }
 
@@ -201,11 +236,38 @@ write_configs() {
 process.roles=broker,controller
 node.id=$((i + 1))
 controller.quorum.voters=$VOTERS
+EOF
+  if [[ "$SECURITY" == sasl ]]; then
+    cat >>"$dir/server.properties" <<EOF
+# Clients and the other brokers authenticate with SCRAM-SHA-512 (users from scripts/kafka/local-users,
+# stored at format time); the brokers talk to each other as admin. Loopback only: no TLS.
+listeners=SASL_PLAINTEXT://127.0.0.1:${PORTS[i]},CONTROLLER://127.0.0.1:${CONTROLLER_PORTS[i]}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:${PORTS[i]}
+inter.broker.listener.name=SASL_PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$ADMIN_PASSWORD";
+# The controller listener: SASL/PLAIN with one user, known only to this file.
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="controller" password="$CONTROLLER_PASSWORD" user_controller="$CONTROLLER_PASSWORD";
+# Only what an ACL allows (topics/acls.ts); admin (setup, brokers) and controller are super users.
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:admin;User:controller
+allow.everyone.if.no.acl.found=false
+EOF
+  else
+    cat >>"$dir/server.properties" <<EOF
 listeners=PLAINTEXT://127.0.0.1:${PORTS[i]},CONTROLLER://127.0.0.1:${CONTROLLER_PORTS[i]}
 advertised.listeners=PLAINTEXT://127.0.0.1:${PORTS[i]}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+EOF
+  fi
+  cat >>"$dir/server.properties" <<EOF
 log.dirs=$dir/kraft-logs
 num.network.threads=2
 num.io.threads=$((BROKER_COUNT == 1 ? 4 : 2))
@@ -256,10 +318,21 @@ random_cluster_id() {
 }
 
 # Every node of a cluster is formatted with the same cluster id, kept beside the nodes.
+# The SCRAM users are stored when the storage is formatted (KIP-900): a node
+# formatted before them (or with other users) could authenticate nobody, so with
+# SASL its storage is moved aside and formatted anew.
 format_storage() {
   local i=$1 cluster_id
   local dir="${NODE_DIRS[i]}"
-  [[ -f "$dir/kraft-logs/meta.properties" ]] && return 0
+  if [[ -f "$dir/kraft-logs/meta.properties" ]]; then
+    [[ "$SECURITY" == plaintext || "$(cat "$dir/users.mark" 2>/dev/null)" == "$USERS_MARK" ]] && return 0
+    local aside
+    aside="$dir/kraft-logs.before-sasl-$(date +%Y%m%d%H%M%S)"
+    log "$dir/kraft-logs was formatted without the users of $USERS_FILE: moved to $aside, formatting anew"
+    mv "$dir/kraft-logs" "$aside"
+  fi
+  local scram=() n
+  for n in "${!USER_NAMES[@]}"; do scram+=(--add-scram "SCRAM-SHA-512=[name=${USER_NAMES[n]},password=${USER_PASSWORDS[n]}]"); done
   if ((BROKER_COUNT == 1)); then
     cluster_id="$(random_cluster_id)"
   else
@@ -268,8 +341,9 @@ format_storage() {
   fi
   log "formatting $dir/kraft-logs (cluster id $cluster_id)"
   "$JAVA" -Xmx256m -cp "$LIBS_DIR/*" -Dlog4j.configuration="file:$dir/log4j.properties" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" </dev/null >/dev/null \
+    kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" "${scram[@]}" </dev/null >/dev/null \
     || die "kafka-storage format failed for node $((i + 1)) (see ${NODE_LOGS[i]})"
+  echo "$USERS_MARK" >"$dir/users.mark"
 }
 
 launch_node() {
@@ -308,6 +382,10 @@ do_start() {
     to_start+=("$i")
   done
   if ((${#to_start[@]} == 0)); then
+    # Running as asked? A broker started without SASL (an older script, KAFKA_SECURITY=plaintext) answers no SASL client.
+    local running=plaintext
+    grep -q '^listeners=SASL_PLAINTEXT' "${NODE_DIRS[0]}/server.properties" 2>/dev/null && running=sasl
+    [[ "$running" == "$SECURITY" ]] || die "the broker(s) on $BOOTSTRAP run with KAFKA_SECURITY=$running, not $SECURITY: stop them first (npm run kafka -- stop)"
     local waited=0
     until cluster_ready; do
       ((waited < START_TIMEOUT)) || die "broker(s) alive but $BOOTSTRAP does not answer with $BROKER_COUNT broker(s); see ${NODE_LOGS[*]}"

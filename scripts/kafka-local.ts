@@ -4,7 +4,7 @@
 // benchmarks and the cluster tests.
 //
 // The broker's identity (ports, controller ports, data dir, log file, node
-// count) comes only from the options, so a test broker and the default one can
+// count, security) comes only from the options, so a test broker and the default one can
 // run side by side; every other KAFKA_* / JAVA_HOME variable of this process is
 // passed on to the script.
 import { execFile } from 'node:child_process';
@@ -30,6 +30,34 @@ export interface LocalKafkaOptions {
   logFile?: string;
   /** Do not echo the script's output to stderr. */
   quiet?: boolean;
+  /**
+   * `sasl`: clients authenticate with SCRAM-SHA-512 as one of the users of scripts/kafka/local-users, and the
+   * broker's authorizer allows only what an ACL allows (`admin` is the super user). `plaintext` (the default
+   * here, for the benchmarks): no authentication and no ACLs. `npm run kafka -- start` runs `sasl`.
+   */
+  security?: 'sasl' | 'plaintext';
+}
+
+const USERS_FILE = path.join(__dirname, 'kafka/local-users');
+
+/** The local broker's SCRAM users and their development passwords (scripts/kafka/local-users). */
+export function localKafkaUsers(): Map<string, string> {
+  const users = new Map<string, string>();
+  for (const line of readFileSync(USERS_FILE, 'utf8').split('\n')) {
+    const [name, password] = line.trim().split(/\s+/);
+    if (name && password && !name.startsWith('#')) users.set(name, password);
+  }
+  return users;
+}
+
+/**
+ * The variables that make a service (or the topics CLI) authenticate to the local broker as `user`: for `admin`
+ * (the super user: topic creation, ACLs, the test harness), `orchestrator`, `gateway` or `backoffice`.
+ */
+export function localKafkaCredentials(user: string): Record<string, string> {
+  const password = localKafkaUsers().get(user);
+  if (password === undefined) throw new Error(`no Kafka user ${user} in ${USERS_FILE}`);
+  return { KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: user, KAFKA_SASL_PASSWORD: password };
 }
 
 /** One node of a local Kafka, as the script lays it out. */
@@ -47,11 +75,14 @@ export interface LocalKafka {
   /** The KAFKA_BROKERS value: every node's host:port, comma-separated. */
   brokers: string;
   nodes: LocalKafkaNode[];
+  security: 'sasl' | 'plaintext';
+  /** A service's KAFKA_SASL_* variables to connect as `user` ({@link localKafkaCredentials}); none on a plaintext broker. */
+  credentials: (user: string) => Record<string, string>;
   stop: () => Promise<void>;
 }
 
 function scriptEnv(options: LocalKafkaOptions): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, KAFKA_PORT: String(options.port) };
+  const env: NodeJS.ProcessEnv = { ...process.env, KAFKA_PORT: String(options.port), KAFKA_SECURITY: options.security ?? 'plaintext' };
   for (const name of ['KAFKA_CONTROLLER_PORT', 'KAFKA_PORTS', 'KAFKA_CONTROLLER_PORTS', 'KAFKA_BROKER_COUNT', 'KAFKA_DATA_DIR', 'KAFKA_LOG_FILE']) delete env[name];
   if (options.controllerPort !== undefined) env.KAFKA_CONTROLLER_PORT = String(options.controllerPort);
   if (options.brokers !== undefined) env.KAFKA_BROKER_COUNT = String(options.brokers);
@@ -117,9 +148,12 @@ function runScript(command: 'start' | 'stop', options: LocalKafkaOptions): Promi
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
   await runScript('start', options);
   const nodes = localKafkaNodes(options);
+  const security = options.security ?? 'plaintext';
   return {
     brokers: nodes.map((node) => `127.0.0.1:${node.port}`).join(','),
     nodes,
+    security,
+    credentials: (user) => (security === 'sasl' ? localKafkaCredentials(user) : {}),
     stop: () => stopLocalKafka(options),
   };
 }

@@ -1,7 +1,8 @@
 // `npm start`: the whole stack in the foreground, without Docker.
 //
 // Starts the local Kafka broker on 127.0.0.1:9092 (unless KAFKA_BROKERS points
-// elsewhere), checks Redis (REDIS_URL), creates the topics, then runs the
+// elsewhere; SASL/SCRAM with ACLs), checks Redis (REDIS_URL), creates the
+// topics and the services' ACLs as the broker's super user, then runs the
 // orchestrator, the back office, the alert receiver and one sandbox gateway
 // per rule in config/gateways.json as child processes, and Prometheus (9090)
 // and Alertmanager (9094) when they are installed (`npm run ops-tools`), with
@@ -42,7 +43,7 @@ import { commonEnv, parseConfig } from '../runtime/config';
 import { errorMessage } from '../runtime/errors';
 import { watchParent } from '../runtime/supervisor';
 import { createStackTopics } from '../topics/create-cli';
-import { startLocalKafka, stopLocalKafka } from './kafka-local';
+import { localKafkaCredentials, startLocalKafka, stopLocalKafka } from './kafka-local';
 
 const ROOT = path.resolve(__dirname, '..');
 /** tsx's loader, which the services run under (`node --import tsx`). */
@@ -70,7 +71,27 @@ const stackEnv = z.object({
   STACK_PORT_OFFSET: z.coerce.number().int().min(0).max(50_000).default(0),
   /** `off` skips Prometheus and Alertmanager even when they are installed. */
   STACK_OPS_TOOLS: z.enum(['on', 'off']).default('on'),
+  /**
+   * Whose broker credentials the stack uses. `local` (the default with the local broker): the users of
+   * scripts/kafka/local-users, `admin` to create topics and ACLs and each service its own. `env` (the default
+   * with KAFKA_BROKERS): this environment's KAFKA_SASL_* (or none) for everything, as on a broker you run yourself.
+   */
+  STACK_KAFKA_USERS: z.enum(['local', 'env']).optional(),
 });
+
+/** The broker principal each service connects as, with the local broker's users (topics/acls.ts gives their rights). */
+export const KAFKA_USER_OF: Readonly<Record<string, 'orchestrator' | 'gateway' | 'backoffice' | undefined>> = {
+  'orchestrator/main.ts': 'orchestrator',
+  'gateways/main.ts': 'gateway',
+  'backoffice/main.ts': 'backoffice',
+};
+
+/** A service's environment with the local user it connects as, or without any broker credentials (the alert receiver). */
+function withLocalKafkaUser(env: NodeJS.ProcessEnv, script: string): NodeJS.ProcessEnv {
+  const { KAFKA_SASL_MECHANISM: _mechanism, KAFKA_SASL_USERNAME: _username, KAFKA_SASL_PASSWORD: _password, ...rest } = env;
+  const user = KAFKA_USER_OF[script];
+  return user ? { ...rest, ...localKafkaCredentials(user) } : rest;
+}
 
 /** The ports the stack listens on, moved by `offset` (STACK_PORT_OFFSET). */
 export function stackPorts(offset = 0) {
@@ -200,6 +221,7 @@ async function start(started: Started, signal: AbortSignal): Promise<{ notes: st
   await checkRedis(config.REDIS_URL);
   signal.throwIfAborted();
 
+  const kafkaUsers = config.STACK_KAFKA_USERS ?? (process.env.KAFKA_BROKERS === undefined ? 'local' : 'env');
   let brokers = process.env.KAFKA_BROKERS;
   let kafkaNote = `Kafka ${brokers} (KAFKA_BROKERS; not managed here)`;
   if (brokers === undefined) {
@@ -210,14 +232,16 @@ async function start(started: Started, signal: AbortSignal): Promise<{ notes: st
   }
   signal.throwIfAborted();
 
-  const { created, seeded } = await createTopics(brokers, rulesFile);
+  const { created, seeded } = await createTopics(brokers, rulesFile, kafkaUsers === 'local' ? localKafkaCredentials('admin') : {});
   say(created.length > 0 ? `created topics: ${created.join(', ')}` : 'topics already exist');
   say(seeded.length > 0 ? `seeded routing rules for: ${seeded.join(', ')}` : 'routing rules already on the rule topic');
   signal.throwIfAborted();
 
   const childEnv = { ...process.env, KAFKA_BROKERS: brokers, REDIS_URL: config.REDIS_URL };
   const width = Math.max(...specs.map((spec) => spec.name.length)) + 1;
-  for (const spec of specs) started.services.push(spawnService(spec, childEnv, width));
+  for (const spec of specs) {
+    started.services.push(spawnService(spec, kafkaUsers === 'local' ? withLocalKafkaUser(childEnv, spec.script) : childEnv, width));
+  }
   // The first failure ends every other wait, so no poller outlives start-up.
   const failed = new AbortController();
   const waiting = AbortSignal.any([signal, failed.signal]);
@@ -333,7 +357,7 @@ function reap(): void {
 async function startBroker(reused: boolean): Promise<string> {
   say(reused ? `reusing the Kafka broker on 127.0.0.1:${LOCAL_KAFKA_PORT}` : `starting Kafka on 127.0.0.1:${LOCAL_KAFKA_PORT}`);
   try {
-    return (await startLocalKafka({ port: LOCAL_KAFKA_PORT })).brokers;
+    return (await startLocalKafka({ port: LOCAL_KAFKA_PORT, security: 'sasl' })).brokers;
   } catch (error) {
     throw new Error(
       `${errorMessage(error)}\nTo use a broker you run yourself, set KAFKA_BROKERS (e.g. KAFKA_BROKERS=127.0.0.1:${LOCAL_KAFKA_PORT} npm start).`,
@@ -379,9 +403,9 @@ export async function checkRedis(url: string): Promise<void> {
   }
 }
 
-async function createTopics(brokers: string, rulesFile: string): Promise<{ created: string[]; seeded: string[] }> {
+async function createTopics(brokers: string, rulesFile: string, credentials: Record<string, string>): Promise<{ created: string[]; seeded: string[] }> {
   try {
-    return await createStackTopics({ ...process.env, KAFKA_BROKERS: brokers, GATEWAY_RULES_FILE: rulesFile });
+    return await createStackTopics({ ...process.env, ...credentials, KAFKA_BROKERS: brokers, GATEWAY_RULES_FILE: rulesFile });
   } catch (error) {
     throw new Error(`could not create the topics on ${brokers}: ${errorMessage(error)}`);
   }

@@ -3,7 +3,7 @@ import { loadBackofficeConfig } from '../backoffice/config';
 import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import type { GatewayRule } from '../topics/schemas';
-import { testLogger } from './support/env';
+import { asService, testLogger } from './support/env';
 import { pollUntil } from './support/poll';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
@@ -45,7 +45,7 @@ describe('back office rules API', () => {
   const tokens: Record<'operator' | 'viewer' | 'payments' | 'foreign', string> = { operator: '', viewer: '', payments: '', foreign: '' };
 
   const start = async () => {
-    backoffice = await startBackoffice(loadBackofficeConfig(stack.env), { logger: testLogger('backoffice') });
+    backoffice = await startBackoffice(loadBackofficeConfig(asService(stack.env, 'backoffice')), { logger: testLogger('backoffice') });
     baseUrl = `http://127.0.0.1:${backoffice.port}`;
   };
 

@@ -2,7 +2,7 @@ import { loadBackofficeConfig } from '../backoffice/config';
 import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import type { GatewayRule } from '../topics/schemas';
-import { testLogger } from './support/env';
+import { asService, testLogger } from './support/env';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
 // One gateway serving EUR and JPY with a bound per currency, and a fallback serving both without a cap that
@@ -37,7 +37,7 @@ describe('amount bounds per currency', () => {
       // Always the first candidate (sorted by id): 'bounded' whenever its bound lets the payment through.
       orchestrator: { random: () => 0 },
     });
-    backoffice = await startBackoffice(loadBackofficeConfig(stack.env), { logger: testLogger('backoffice') });
+    backoffice = await startBackoffice(loadBackofficeConfig(asService(stack.env, 'backoffice')), { logger: testLogger('backoffice') });
     backofficeUrl = `http://127.0.0.1:${backoffice.port}`;
     operator = await mintToken({ secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' }, 'operator-ann', ['rules:read', 'rules:write']);
   });

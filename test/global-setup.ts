@@ -10,12 +10,16 @@ import { freePort } from '../scripts/processes';
  * Finds a Kafka broker for the test run, in this order: KAFKA_BROKERS if set;
  * else a Confluent broker in a container when a Docker engine answers; else
  * the project's local Apache Kafka (KRaft) on its own test port, so tests
- * never touch a local stack on 9092. Workers read the result from TEST_*
- * variables.
+ * never touch a local stack on 9092. The local broker authenticates
+ * (SASL/SCRAM) and authorizes (ACLs) as `npm start`'s does: the harness is its
+ * super user, each service it starts has a principal of its own. Workers read
+ * the result from TEST_* variables.
  */
 export default async function globalSetup(): Promise<void> {
   process.env.TEST_RUN_ID = randomUUID().slice(0, 8);
   process.env.TEST_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  // KAFKA_BROKERS and a container are plaintext brokers: no authentication, no ACLs.
+  process.env.TEST_KAFKA_SECURITY = 'plaintext';
   process.env.TEST_KAFKA_BROKERS = await findKafka();
   // A token with every scope, as the services in tests use the development key.
   process.env.TEST_TOKEN = await mintToken({ secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' }, 'test-suite', [
@@ -32,8 +36,9 @@ async function findKafka(): Promise<string> {
   const [port, controllerPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-test-kafka-'));
   const started = Date.now();
-  const kafka = await startLocalKafka({ port, controllerPort, dataDir, quiet: true });
-  process.stderr.write(`\ntest Kafka: local Apache Kafka on ${kafka.brokers} (ready in ${Date.now() - started} ms)\n`);
+  const kafka = await startLocalKafka({ port, controllerPort, dataDir, quiet: true, security: 'sasl' });
+  process.env.TEST_KAFKA_SECURITY = kafka.security;
+  process.stderr.write(`\ntest Kafka: local Apache Kafka on ${kafka.brokers}, SASL/SCRAM and ACLs (ready in ${Date.now() - started} ms)\n`);
   testGlobals.stop = async () => {
     await kafka.stop();
     rmSync(dataDir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { startGateway, type RunningGateway } from '../gateways/main';
 import { loadGatewayConfig } from '../gateways/config';
-import { isolatedNamespace, testLogger } from './support/env';
+import { asService, isolatedNamespace, testLogger } from './support/env';
 import { checkPaymentInvariants } from './support/invariants';
 import { startServiceProcess, type ServiceProcess } from '../scripts/processes';
 import { deposit, namespaceEnv, postPayment, prepareNamespace, rule, watchStatuses, type TestStack } from './support/stack';
@@ -19,11 +19,11 @@ async function twoInstances() {
   const gateways: RunningGateway[] = [];
   for (const { gatewayId } of rules) {
     gateways.push(
-      await startGateway(loadGatewayConfig({ ...env, PORT: '0', GATEWAY_ID: gatewayId, SANDBOX_LATENCY_MS: '30' }), { logger: testLogger(gatewayId) }),
+      await startGateway(loadGatewayConfig({ ...asService(env, 'gateway'), PORT: '0', GATEWAY_ID: gatewayId, SANDBOX_LATENCY_MS: '30' }), { logger: testLogger(gatewayId) }),
     );
   }
   const instances: ServiceProcess[] = await Promise.all(
-    ['one', 'two'].map((instance) => startServiceProcess('orchestrator/main.ts', { ...env, INSTANCE_ID: instance })),
+    ['one', 'two'].map((instance) => startServiceProcess('orchestrator/main.ts', { ...asService(env, 'orchestrator'), INSTANCE_ID: instance })),
   );
   // watchStatuses and the invariant check only need the Kafka side of a stack.
   const view = { kafka, topics, env } as unknown as TestStack;

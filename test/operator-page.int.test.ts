@@ -5,7 +5,7 @@ import { loadBackofficeConfig } from '../backoffice/config';
 import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import { ensureDebianPackages } from './support/debian';
-import { testLogger } from './support/env';
+import { asService, testLogger } from './support/env';
 import { pollUntil } from './support/poll';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
@@ -32,7 +32,7 @@ describe('operator web page', () => {
       sandboxes: { [BETA]: { mode: 'decline' } },
       orchestrator: { env: { GATEWAY_STATS_REPORT_MS: '100' } },
     });
-    backoffice = await startBackoffice(loadBackofficeConfig(stack.env), { logger: testLogger('backoffice') });
+    backoffice = await startBackoffice(loadBackofficeConfig(asService(stack.env, 'backoffice')), { logger: testLogger('backoffice') });
     pageUrl = `http://127.0.0.1:${backoffice.port}`;
     const settings = { secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' };
     tokens.operator = await mintToken(settings, 'operator-ann', ['rules:read', 'rules:write']);

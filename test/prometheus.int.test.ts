@@ -25,7 +25,7 @@ import {
 import type { RunningService } from '../runtime/lifecycle';
 import { freePort } from '../scripts/processes';
 import { ensureDebianPackages } from './support/debian';
-import { testLogger } from './support/env';
+import { asService, testLogger } from './support/env';
 import { pollUntil } from './support/poll';
 import { committedAlertRules, panelQueries, prometheusApi, variableQueries } from './support/prometheus';
 import { vectorSelectors } from './support/promql';
@@ -138,7 +138,7 @@ describe('dashboards and alert rules on a real Prometheus', () => {
         [STOPPED]: { mode: 'decline', rate: 0.3, latencyMs: 10 },
       },
     });
-    backoffice = await startBackoffice(loadBackofficeConfig(stack.env), { logger: testLogger('backoffice') });
+    backoffice = await startBackoffice(loadBackofficeConfig(asService(stack.env, 'backoffice')), { logger: testLogger('backoffice') });
     webhook = await startWebhook();
     receiver = await startAlertReceiver(
       loadAlertReceiverConfig({ PORT: '0', FORWARD_WEBHOOK_URL: webhook.url, FORWARD_RETRY_DELAY_MS: '100', RUNBOOK_BASE_URL: 'https://runbooks.test/pgo' }),

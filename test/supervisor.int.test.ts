@@ -6,7 +6,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { serviceSpecs, stackPorts, STOP_TIMEOUT_MS } from '../scripts/stack';
-import { isolatedNamespace } from './support/env';
+import { asService, isolatedNamespace, kafkaCredentials } from './support/env';
 import { pollUntil } from './support/poll';
 import { namespaceEnv, prepareNamespace, rule } from './support/stack';
 
@@ -108,6 +108,9 @@ async function startNpmStack(): Promise<NpmStack> {
     env: {
       ...process.env,
       KAFKA_BROKERS: ns.brokers,
+      // The test broker's users: the setup as its super user, each service as its own (STACK_KAFKA_USERS=local).
+      ...kafkaCredentials('admin'),
+      ...(Object.keys(kafkaCredentials('admin')).length > 0 ? { STACK_KAFKA_USERS: 'local' } : {}),
       REDIS_URL: ns.redisUrl,
       TOPIC_PREFIX: ns.topicPrefix,
       REDIS_KEY_PREFIX: ns.redisKeyPrefix,
@@ -204,7 +207,7 @@ describe('npm start under a process manager', () => {
       await prepareNamespace(ns, [rule('alpha')]);
       const dir = mkdtempSync(path.join(tmpdir(), 'pgo-supervisor-'));
       const logFile = path.join(dir, 'gateway.log');
-      const env = { ...namespaceEnv(ns), GATEWAY_ID: 'alpha', LOG_LEVEL: 'info' };
+      const env = { ...asService(namespaceEnv(ns), 'gateway'), GATEWAY_ID: 'alpha', LOG_LEVEL: 'info' };
       // A stand-in for a test file or the benchmark: starts the service, prints its pid, then waits to be killed.
       const script = `
         const { startServiceProcess } = require('./scripts/processes');

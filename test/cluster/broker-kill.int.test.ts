@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { harnessKafka } from '../support/env';
 import { describeTopics } from '../../topics/create';
 import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, type ChaosStack } from '../support/chaos';
 import { busiestLeader, startKafkaCluster, type OwnedKafkaCluster } from '../support/kafka-cluster';
@@ -36,7 +36,7 @@ describe('cluster: a Kafka broker is SIGKILLed under load', () => {
     const paymentTopics = [topics.gatewayRequests('east'), topics.gatewayRequests('west'), topics.gatewayResults, topics.paymentStatus];
 
     // The cluster's defaults gave every topic three copies, two of them needed for an acknowledgement.
-    const admin = new Kafka({ clientId: 'test-layout', brokers: brokers.split(','), logLevel: logLevel.NOTHING }).admin();
+    const admin = harnessKafka(brokers, 'test-layout').admin();
     await admin.connect();
     const described = await describeTopics(admin, paymentTopics).finally(() => admin.disconnect());
     const byName = (a: { topic: string }, b: { topic: string }) => a.topic.localeCompare(b.topic);

@@ -6,7 +6,7 @@ import type { Payment } from '../../orchestrator/state/payment';
 import { startServiceProcess, type ServiceProcess } from '../../scripts/processes';
 import type { TopicNames } from '../../topics/names';
 import type { GatewayRule } from '../../topics/schemas';
-import { isolatedNamespace } from './env';
+import { asService, isolatedNamespace } from './env';
 import { pollUntil } from './poll';
 import { checkPaymentInvariants, type InvariantReport } from './invariants';
 import { startSteadyLoad, type LoadAnswer, type LoadOptions, type SteadyLoad } from './load';
@@ -73,7 +73,8 @@ export async function startChaosStack(options: ChaosStackOptions): Promise<Chaos
   };
   const env: Record<string, string> = { ...namespaceEnv(ns), LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn' };
   const { kafka, topics } = await prepareNamespace(ns, options.rules);
-  const orchestratorEnv = { ...env, ...options.orchestratorEnv };
+  // Each service with its own broker principal (topics/acls.ts).
+  const orchestratorEnv = { ...asService(env, 'orchestrator'), ...options.orchestratorEnv };
 
   const gateways = new Map<string, RunningGateway>();
   const instances = new Map<string, ServiceProcess>();
@@ -100,7 +101,7 @@ export async function startChaosStack(options: ChaosStackOptions): Promise<Chaos
     for (const { gatewayId } of options.rules) gateways.set(gatewayId, await startSandboxGateway(env, gatewayId, options.sandboxes?.[gatewayId]));
     await Promise.all([
       ...(options.instances ?? ['one']).map(startInstance),
-      options.backoffice ? startServiceProcess('backoffice/main.ts', env).then((started) => (backoffice = started)) : undefined,
+      options.backoffice ? startServiceProcess('backoffice/main.ts', asService(env, 'backoffice')).then((started) => (backoffice = started)) : undefined,
     ]);
   } catch (error) {
     await stopAll();

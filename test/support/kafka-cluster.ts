@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { startLocalKafka, type LocalKafka, type LocalKafkaNode } from '../../scripts/kafka-local';
 import { freePort } from '../../scripts/processes';
 import { describeTopics } from '../../topics/create';
+import { harnessKafka, kafkaSecurity } from './env';
 import { pollUntil } from './poll';
 
 export interface OwnedKafkaCluster {
@@ -24,7 +25,8 @@ export interface OwnedKafkaCluster {
 /**
  * A three-node KRaft cluster owned by one test file, on free ports with a
  * data directory of its own, started by the same script as `npm run kafka --
- * start --brokers 3`.
+ * start --brokers 3`, with the test run's security (SASL/SCRAM and ACLs on the
+ * project's machines).
  */
 export async function startKafkaCluster(brokerCount = 3): Promise<OwnedKafkaCluster> {
   const ports: number[] = [];
@@ -36,12 +38,12 @@ export async function startKafkaCluster(brokerCount = 3): Promise<OwnedKafkaClus
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-test-cluster-'));
   let kafka: LocalKafka;
   try {
-    kafka = await startLocalKafka({ port: ports[0]!, ports, controllerPorts, brokers: brokerCount, dataDir, quiet: true });
+    kafka = await startLocalKafka({ port: ports[0]!, ports, controllerPorts, brokers: brokerCount, dataDir, quiet: true, security: kafkaSecurity() });
   } catch (error) {
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }
-  const admin = new Kafka({ clientId: 'test-cluster', brokers: kafka.brokers.split(','), logLevel: logLevel.NOTHING }).admin();
+  const admin = harnessKafka(kafka.brokers, 'test-cluster').admin();
 
   return {
     brokers: kafka.brokers,

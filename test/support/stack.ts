@@ -1,5 +1,6 @@
 import { DEVELOPMENT_RULES_KEY, SIGNATURE_HEADER, signMessage } from '../../runtime/signing';
-import { Kafka, logLevel } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import { applyAcls, aclTable } from '../../topics/acls';
 import { ensureTopics } from '../../topics/create';
 import { topicNames, topicSpecs, type TopicNames } from '../../topics/names';
 import type { GatewayRule, PaymentStatusChanged, RuleChanged } from '../../topics/schemas';
@@ -12,7 +13,7 @@ import { loadGatewayConfig } from '../../gateways/config';
 import type { Payment } from '../../orchestrator/state/payment';
 import type { HealthExplanation } from '../../orchestrator/health/gateway-health';
 import { collectTopic } from './collect';
-import { isolatedNamespace, testLogger, fetchApi } from './env';
+import { asService, harnessKafka, isolatedNamespace, kafkaCredentials, kafkaSecurity, testLogger, fetchApi } from './env';
 import { pollUntil } from './poll';
 
 /** A bound that lets any valid amount through, for rules whose tests are not about amounts. */
@@ -52,6 +53,7 @@ export interface TestStack {
   kafka: Kafka;
   orchestrator: RunningOrchestrator;
   gateways: Map<string, RunningGateway>;
+  /** The orchestrator's environment: the namespace and its broker principal (`asService(env, …)` for another service). */
   env: Record<string, string>;
   stop: () => Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
   // whose orchestrators run as processes of their own.
   const env = {
     ...namespaceEnv(ns),
+    ...kafkaCredentials('orchestrator'),
     PORT: '0',
     LOG_LEVEL: 'silent',
     ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '600000',
@@ -112,7 +115,7 @@ export async function startTestStack(options: StackOptions): Promise<TestStack> 
 export function startSandboxGateway(env: Record<string, string>, gatewayId: string, sandbox: Partial<SandboxSettings> = {}): Promise<RunningGateway> {
   return startGateway(
     loadGatewayConfig({
-      ...env,
+      ...asService(env, 'gateway'),
       PORT: '0',
       GATEWAY_ID: gatewayId,
       SANDBOX_MODE: sandbox.mode,
@@ -135,13 +138,21 @@ export const namespaceEnv = (ns: Namespace) => ({
   TOPIC_PREFIX: ns.topicPrefix,
 });
 
-/** A Kafka client for a namespace, with its topics created and `rules` published. */
-export async function prepareNamespace(ns: Namespace, rules: GatewayRule[]): Promise<{ kafka: Kafka; topics: TopicNames }> {
-  const kafka = new Kafka({ clientId: 'test', brokers: ns.brokers.split(','), logLevel: logLevel.NOTHING });
+/**
+ * A Kafka client for a namespace (the harness's, a super user), with its topics created, each service's rights on
+ * them (topics/acls.ts) when the brokers authorize, and `rules` published.
+ */
+export async function prepareNamespace(ns: Namespace, rules: GatewayRule[], security = kafkaSecurity()): Promise<{ kafka: Kafka; topics: TopicNames }> {
+  const kafka = harnessKafka(ns.brokers, 'test', security);
   const admin = kafka.admin();
   await admin.connect();
-  await ensureTopics(admin, topicSpecs(ns.topicPrefix, rules.map((r) => r.gatewayId)));
-  await admin.disconnect();
+  try {
+    const gatewayIds = rules.map((r) => r.gatewayId);
+    await ensureTopics(admin, topicSpecs(ns.topicPrefix, gatewayIds));
+    if (security === 'sasl') await applyAcls(admin, aclTable(ns.topicPrefix, gatewayIds));
+  } finally {
+    await admin.disconnect();
+  }
   const topics = topicNames(ns.topicPrefix);
   await publishRules(kafka, topics, rules);
   return { kafka, topics };
