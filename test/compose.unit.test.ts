@@ -8,6 +8,7 @@ import { WEBHOOK_PATH } from '../grafana/alert-receiver/main';
 import { gatewayEnvKeys, loadGatewayConfig } from '../gateways/config';
 import { loadOrchestratorConfig, orchestratorEnvKeys } from '../orchestrator/config';
 import { readRulesFile } from '../orchestrator/routing/rules';
+import { localKafkaUsers } from '../scripts/kafka-local';
 import { serviceSpecs } from '../scripts/stack';
 import { loadTopicsCliConfig, topicsCliEnvKeys } from '../topics/create-cli';
 
@@ -167,6 +168,28 @@ describe('docker-compose.yml against the code', () => {
       expect({ name, advertised: brokers.split(',').every((broker) => advertised.includes(`://${broker}`)) }).toEqual({ name, advertised: true });
     }
     expect(envOf(service('orchestrator')).REDIS_URL).toBe('redis://redis:6379');
+  });
+
+  test('When a Node service connects to Kafka, then it authenticates (SASL/SCRAM) as its own principal, and the topics job as the super user', () => {
+    const principalOf: Record<string, string> = { 'orchestrator/main.ts': 'orchestrator', 'gateways/main.ts': 'gateway', 'backoffice/main.ts': 'backoffice', 'topics/create-cli.ts': 'admin' };
+    for (const [name, definition] of nodeServices) {
+      const env = envOf(definition);
+      if (env.KAFKA_BROKERS === undefined) continue;
+      const script = programOf(definition)?.script ?? '';
+      expect({ name, mechanism: env.KAFKA_SASL_MECHANISM, user: env.KAFKA_SASL_USERNAME, password: env.KAFKA_SASL_PASSWORD === undefined ? undefined : 'set' }).toEqual({
+        name,
+        mechanism: 'SCRAM-SHA-512',
+        user: principalOf[script],
+        password: 'set',
+      });
+    }
+    const broker = envOf(service('kafka'));
+    expect(broker.KAFKA_AUTHORIZER_CLASS_NAME).toBe('org.apache.kafka.metadata.authorizer.StandardAuthorizer');
+    expect(broker.KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND).toBe('false');
+    expect(broker.KAFKA_LISTENER_SECURITY_PROTOCOL_MAP).not.toMatch(/:PLAINTEXT\b/);
+    // The users the volume is formatted with are the local broker's (scripts/kafka/local-users).
+    const formatted = [...commandOf(service('kafka-format')).matchAll(/name=(\w+),/g)].map((match) => match[1]).sort();
+    expect(formatted).toEqual([...localKafkaUsers().keys()].sort());
   });
 
   test('When the orchestrator or a gateway starts, then Kafka is healthy and the topics exist (and Redis is healthy for the orchestrator)', () => {
