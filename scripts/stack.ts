@@ -237,7 +237,8 @@ async function start(started: Started, signal: AbortSignal): Promise<{ notes: st
   say(seeded.length > 0 ? `seeded routing rules for: ${seeded.join(', ')}` : 'routing rules already on the rule topic');
   signal.throwIfAborted();
 
-  const childEnv = { ...process.env, KAFKA_BROKERS: brokers, REDIS_URL: config.REDIS_URL };
+  // The back office reads reviews through this stack's orchestrator API (ADR 0018), wherever STACK_PORT_OFFSET put it.
+  const childEnv = { ...process.env, KAFKA_BROKERS: brokers, REDIS_URL: config.REDIS_URL, ORCHESTRATOR_URL: `http://127.0.0.1:${ports.orchestrator}` };
   const width = Math.max(...specs.map((spec) => spec.name.length)) + 1;
   for (const spec of specs) {
     started.services.push(spawnService(spec, kafkaUsers === 'local' ? withLocalKafkaUser(childEnv, spec.script) : childEnv, width));

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { authEnv, mintToken } from '../runtime/auth';
 import { parseConfig } from '../runtime/config';
 
-const KNOWN_SCOPES = ['payments:write', 'payments:read', 'rules:read', 'rules:write'];
+const KNOWN_SCOPES = ['payments:write', 'payments:read', 'rules:read', 'rules:write', 'reviews:read', 'reviews:resolve'];
 
 async function main(): Promise<void> {
   const config = parseConfig(z.object(authEnv), process.env);
