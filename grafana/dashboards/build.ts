@@ -178,6 +178,13 @@ const payments: DashboardSpec = {
           targets: [q('sum(increase(payments_flagged_for_review_total[1h]))', 'flagged')],
         },
         {
+          title: 'Review resolutions by decision (last 24 h)',
+          description:
+            'Operators\' decisions on payments in review applied by the orchestrators in the last 24 hours, by decision (paid, not-paid, refunded) and result (applied; duplicate: the same resolution again; refused: the payment was not in review for it any more). Unit: resolutions.',
+          unit: 'short',
+          targets: [q('sum by (decision, result) (increase(payment_review_resolutions_total[24h]))', '{{decision}} {{result}}')],
+        },
+        {
           title: 'Outbox backlog and send failures',
           description: 'Payments whose decided Kafka messages are not confirmed sent yet (backlog, payments), and failed first sends per second (failures). Both rise while Kafka refuses messages. Unit: count.',
           unit: 'short',
