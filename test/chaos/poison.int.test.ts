@@ -54,6 +54,8 @@ describe('chaos: poison messages on every consumed topic', () => {
       [topics.gatewayHealth]: ['orchestrator-health', 'backoffice-health'],
       [topics.gatewayStats]: ['backoffice-stats'],
       [topics.audit]: ['backoffice-audit'],
+      // Operators' review resolutions (ADR 0018): a poison message is parked by the orchestrators' group.
+      [topics.reviews]: ['orchestrator-reviews'],
       ...Object.fromEntries(GATEWAYS.map((gatewayId) => [topics.gatewayRequests(gatewayId), [`gateway-${gatewayId}`]])),
     };
     // The status and attempt-event topics are read by the platform, and the dead-letter topic by people: no consumer here parses them.
