@@ -6,7 +6,7 @@ import { setTimeout as waitFor } from 'node:timers/promises';
 import { startLocalKafka, stopLocalKafka, type LocalKafkaOptions } from '../../scripts/kafka-local';
 import { freePort } from '../../scripts/processes';
 import { expectNothingLost, startChaosStack, untilReady, type ChaosStack } from '../support/chaos';
-import { fetchApi } from '../support/env';
+import { fetchApi, kafkaSecurity } from '../support/env';
 import { deposit, rule } from '../support/stack';
 
 /** How long the broker stays down. */
@@ -23,7 +23,8 @@ describe('chaos: the Kafka broker stops and starts again', () => {
   let brokers: string;
   let stack: ChaosStack | undefined;
   beforeAll(async () => {
-    kafkaOptions = { port: await freePort(), controllerPort: await freePort(), dataDir: mkdtempSync(path.join(tmpdir(), 'pgo-chaos-kafka-')), quiet: true };
+    // Authenticated as the run's broker is, so the stack's services connect with their own principals.
+    kafkaOptions = { port: await freePort(), controllerPort: await freePort(), dataDir: mkdtempSync(path.join(tmpdir(), 'pgo-chaos-kafka-')), quiet: true, security: kafkaSecurity() };
     brokers = (await startLocalKafka(kafkaOptions)).brokers;
   }, 120_000);
   afterEach(async () => {
