@@ -24,6 +24,10 @@ const TARGET_P95_MS = 50;
 const TARGET_P99_MS = 100;
 const TARGET_ECHO_RATIO = 0.5;
 const TARGET_RSS_MB = 300;
+/** Issue 15: CPU per payment against a raw consume-and-produce, measured in the same run. */
+const TARGET_ORCHESTRATOR_CPU_TO_ECHO = 3;
+const TARGET_GATEWAY_CPU_TO_ECHO = 1.5;
+const TARGET_ECHO_RATIO_ISSUE_15 = 0.3;
 const TARGET_SOAK_S = 600;
 const TARGET_RSS_GROWTH_PERCENT = 10;
 /** RSS growth compares the first and the last minute of the measured soak (the warm-up is not measured). */
@@ -35,6 +39,29 @@ const cleanRun = (phase: PhaseResult) => phase.errorCount === 0 && phase.failedC
 const outcomeText = (phase: PhaseResult) => `errors ${phase.errorCount}, failed ${phase.failedCount}, lost ${phase.lost}`;
 
 export const flatOutPhase = (results: ThroughputResults) => results.phases.find((phase) => phase.shape.kind === 'flat-out');
+
+/** CPU ms per unit of work: a process' average CPU (100% = one core) over a rate per second. */
+const cpuMsPer = (cpuPercent: number, perSecond: number) => (perSecond > 0 ? (cpuPercent / 100) * 1000 / perSecond : undefined);
+
+/**
+ * CPU per payment in ms, flat out, and per round trip of the echo responder
+ * (one consume and one produce): the orchestrator's, and the gateway
+ * workers' together per attempt (with healthy gateways, one attempt per
+ * payment). Undefined without a flat-out phase and an echo.
+ */
+export function cpuPerPayment(results: ThroughputResults): { echoMs: number; orchestratorMs: number; gatewaysMs: number } | undefined {
+  const flat = flatOutPhase(results);
+  const responder = results.echo?.processes.find((p) => p.name === 'echo-responder');
+  const orchestrator = flat && orchestratorOf(flat);
+  if (!flat || !results.echo || !responder || !orchestrator) return undefined;
+  const gatewaysCpu = flat.processes.filter((p) => p.name.startsWith('gateway-')).reduce((sum, p) => sum + p.cpuAvgPercent, 0);
+  const echoMs = cpuMsPer(responder.cpuAvgPercent, results.echo.roundTripsPerSecond);
+  const orchestratorMs = cpuMsPer(orchestrator.cpuAvgPercent, flat.completedPerSecond);
+  const gatewaysMs = cpuMsPer(gatewaysCpu, flat.completedPerSecond);
+  if (echoMs === undefined || orchestratorMs === undefined || gatewaysMs === undefined) return undefined;
+  const round = (ms: number) => Number(ms.toFixed(3));
+  return { echoMs: round(echoMs), orchestratorMs: round(orchestratorMs), gatewaysMs: round(gatewaysMs) };
+}
 
 export function ratioToEcho(results: ThroughputResults): number | undefined {
   const flat = flatOutPhase(results);
@@ -97,7 +124,21 @@ function throughputTargets(results: ThroughputResults): TargetCheck[] {
   if (flatOrchestrator) {
     Object.assign(memory, { measured: `${flatOrchestrator.rssPeakMB} MB peak`, verdict: verdictOf(flatOrchestrator.rssPeakMB <= TARGET_RSS_MB), note: '' });
   }
-  return [throughput, latency, echoRatio, memory];
+  const cpu = cpuPerPayment(results);
+  const cpuTarget = (who: string, limit: number, ms: ((c: NonNullable<typeof cpu>) => number)): TargetCheck => {
+    const check: TargetCheck = { target: `${who} ≤ ${limit} × the echo responder's CPU per round trip (issue 15)`, ...missing('flat-out phase and echo baseline') };
+    if (!cpu) return check;
+    const ratio = ms(cpu) / cpu.echoMs;
+    return { ...check, measured: `${ratio.toFixed(2)} × (${ms(cpu)} ms ÷ ${cpu.echoMs} ms)`, verdict: verdictOf(ratio <= limit), note: ratio <= limit ? '' : `${(ms(cpu) - limit * cpu.echoMs).toFixed(3)} ms over` };
+  };
+  const orchestratorCpu = cpuTarget('orchestrator CPU per payment, flat out,', TARGET_ORCHESTRATOR_CPU_TO_ECHO, (c) => c.orchestratorMs);
+  const gatewayCpu = cpuTarget('gateway workers\' CPU per attempt (all three together, one attempt per payment), flat out,', TARGET_GATEWAY_CPU_TO_ECHO, (c) => c.gatewaysMs);
+  const echoRatio15: TargetCheck = { target: `flat-out completed/s ≥ ${TARGET_ECHO_RATIO_ISSUE_15 * 100}% of the echo's round trips/s, zero errors, zero lost (issue 15)`, ...missing('flat-out phase and echo baseline') };
+  if (ratio !== undefined && flat) {
+    const ok = ratio >= TARGET_ECHO_RATIO_ISSUE_15 && cleanRun(flat);
+    Object.assign(echoRatio15, { measured: `${(ratio * 100).toFixed(1)}%; ${outcomeText(flat)}`, verdict: verdictOf(ok), note: ok ? '' : resourceContext(flat) });
+  }
+  return [throughput, latency, echoRatio, memory, orchestratorCpu, gatewayCpu, echoRatio15];
 }
 
 function soakTargets(results: ThroughputResults): TargetCheck[] {
@@ -141,6 +182,12 @@ export function profileMarkdown(profile: ProfileSummary): string {
   ].join('\n');
 }
 
+function cpuLine(results: ThroughputResults): string {
+  const cpu = cpuPerPayment(results);
+  if (!cpu) return '';
+  return `CPU per payment, flat out: orchestrator **${cpu.orchestratorMs} ms**, gateway workers together **${cpu.gatewaysMs} ms**; echo responder per round trip **${cpu.echoMs} ms** (ratios ${(cpu.orchestratorMs / cpu.echoMs).toFixed(2)} × and ${(cpu.gatewaysMs / cpu.echoMs).toFixed(2)} ×).`;
+}
+
 export function throughputMarkdown(results: ThroughputResults): string {
   const { echo, phases } = results;
   const ratio = ratioToEcho(results);
@@ -180,6 +227,7 @@ export function throughputMarkdown(results: ThroughputResults): string {
         [[echo.concurrency, echo.roundTripsPerSecond, ...latencyCells(echo.latencyMs), Object.values(echo.errors).reduce((sum, n) => sum + n, 0), echo.machineBusyPercent]],
       ),
       ratio === undefined ? '' : `Flat-out orchestrator completed/s ÷ echo round trips/s: **${(ratio * 100).toFixed(1)}%**.`,
+      cpuLine(results),
       '### Processes during the echo',
       processesMarkdown(echo.processes),
     );
