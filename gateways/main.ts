@@ -80,6 +80,8 @@ export async function startGateway(
       deadLetterTopic: topics.deadLetter,
       metrics: counters,
       logger,
+      // Requests of different payments in one fetched batch are taken at once, so their answers leave together.
+      keysConcurrently: 64,
     });
     lifecycle.add('requests consumer', () => consumer.disconnect());
     await joined;

@@ -228,6 +228,10 @@ export async function createPublisher(
   };
   const drain = async () => {
     sending = true;
+    // Linger for the rest of this event-loop turn (as Kafka's own linger.ms, but bounded by the turn, not a
+    // timer): the outboxes of a whole Redis reply batch or a fetched batch's answers are published in the
+    // same turn, and they leave as one request instead of one request for the first and one for the rest.
+    await new Promise((resolve) => setImmediate(resolve));
     while (queue.length > 0) {
       const calls = takeRequest();
       try {
@@ -298,6 +302,14 @@ export interface ConsumerOptions {
   logger: Logger;
   fromBeginning?: boolean;
   partitionsConsumedConcurrently?: number;
+  /**
+   * Handle the messages of a fetched batch with different keys at once (one
+   * key's messages still one after another, in offset order), at most this
+   * many at a time. Their Redis commands and Kafka messages then share round
+   * trips. Unset: one message at a time. Only for handlers whose order
+   * matters per key alone (everything here is keyed by payment).
+   */
+  keysConcurrently?: number;
   /** False for followers that replay a topic on every start and so never need committed offsets. */
   autoCommit?: boolean;
   /** A message with a key and no value: on compacted topics, the key was removed. Dead-lettered if not given. */
@@ -311,6 +323,37 @@ export interface ConsumerOptions {
    * handler threw for a retry.
    */
   onProcessed?: (progress: { topic: string; partition: number; offset: string; timestampMs: number }) => void;
+}
+
+/**
+ * Runs `handle` on every message, those with the same key one after another
+ * in the given order, different keys at once. Resolves once all are done,
+ * with the errors by index; a message after a failed one of its key is not
+ * handled (it is retried with it).
+ */
+export async function settleByKey(messages: KafkaMessage[], handle: (message: KafkaMessage) => Promise<void>): Promise<Map<number, unknown>> {
+  const failures = new Map<number, unknown>();
+  const byKey = new Map<string, number[]>();
+  for (const [index, message] of messages.entries()) {
+    // A message without a key has no order to keep with any other.
+    const key = message.key === null ? `\u0000${index}` : message.key.toString('latin1');
+    const indexes = byKey.get(key);
+    if (indexes) indexes.push(index);
+    else byKey.set(key, [index]);
+  }
+  await Promise.all(
+    [...byKey.values()].map(async (indexes) => {
+      for (const [position, index] of indexes.entries()) {
+        try {
+          await handle(messages[index]!);
+        } catch (error) {
+          for (const skipped of indexes.slice(position)) failures.set(skipped, error);
+          return;
+        }
+      }
+    }),
+  );
+  return failures;
 }
 
 /** Builds a handler entry while keeping the schema and handler types tied together. */
@@ -391,14 +434,39 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger.warn({ topic, partition, offset: message.offset, reason, detail: letter.detail }, 'message dead-lettered');
   };
 
+  const processed = (topic: string, partition: number, message: KafkaMessage) => {
+    metrics.consumed.inc({ topic });
+    options.onProcessed?.({ topic, partition, offset: message.offset, timestampMs: Number(message.timestamp) });
+  };
+  const keysConcurrently = options.keysConcurrently;
   const runConfig: ConsumerRunConfig = {
     autoCommit: options.autoCommit ?? true,
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-    eachMessage: async ({ topic, partition, message }) => {
-      metrics.consumed.inc({ topic });
-      await consume(topic, partition, message);
-      options.onProcessed?.({ topic, partition, offset: message.offset, timestampMs: Number(message.timestamp) });
-    },
+    ...(keysConcurrently === undefined
+      ? {
+          eachMessage: async ({ topic, partition, message }) => {
+            await consume(topic, partition, message);
+            processed(topic, partition, message);
+          },
+        }
+      : {
+          eachBatchAutoResolve: false,
+          eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+            const { topic, partition } = batch;
+            for (let start = 0; start < batch.messages.length && isRunning() && !isStale(); start += keysConcurrently) {
+              const chunk = batch.messages.slice(start, start + keysConcurrently);
+              const failures = await settleByKey(chunk, (message) => consume(topic, partition, message));
+              // Offsets move only up to the first message that must be retried: kafkajs fetches again from
+              // there, and what follows it (already handled, for other keys) is handled again, harmlessly.
+              for (const [index, message] of chunk.entries()) {
+                if (failures.has(index)) throw failures.get(index);
+                resolveOffset(message.offset);
+                processed(topic, partition, message);
+              }
+              await heartbeat();
+            }
+          },
+        }),
   };
   const metaOf = (partition: number, message: KafkaMessage): MessageMeta => ({
     partition,

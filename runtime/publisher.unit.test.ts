@@ -48,6 +48,18 @@ describe('publisher', () => {
     await expect(Promise.all([second, third])).resolves.toBeDefined();
   });
 
+  test('When calls arrive in the same event-loop turn while idle, then they go out as one request', async () => {
+    const { kafka, requests, keysOf } = fakeKafka();
+    const publisher = await createPublisher(kafka, kafkaMetrics(new Registry()));
+
+    const sent = [publisher.publish('t', [message('a')]), publisher.publish('t', [message('b')])];
+    await tick();
+    expect(requests).toHaveLength(1);
+    expect(keysOf(0)).toEqual(['t/a', 't/b']);
+    requests[0]!.answer();
+    await Promise.all(sent);
+  });
+
   test('When a shared request fails, then each call is retried alone and only the one that fails again is rejected', async () => {
     const { kafka, requests, keysOf } = fakeKafka();
     const publisher = await createPublisher(kafka, kafkaMetrics(new Registry()));
