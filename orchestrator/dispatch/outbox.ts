@@ -2,6 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../runtime/logger';
 import type { Publisher } from '../../runtime/kafka';
 import { startPoller } from '../../runtime/poller';
+import { createTurnBatcher } from '../../runtime/turn-batcher';
 import type { Outbox, PaymentStore } from '../state/store';
 
 /**
@@ -28,9 +29,12 @@ export function createOutboxSender(store: PaymentStore, publisher: Publisher, lo
     registers: [registry],
   });
 
+  // The outboxes whose messages went out in one produce request are acknowledged in the same turn: one
+  // Redis command forgets them all (docs/benchmarks/efficiency.md), not one command per payment.
+  const clear = createTurnBatcher((outboxes: Outbox[]) => store.clearOutboxes(outboxes));
   const deliver = async (outbox: Outbox) => {
     await publisher.publishAll(outbox.messages);
-    for (const { attemptId, delayMs } of await store.clearOutbox(outbox)) {
+    for (const { attemptId, delayMs } of await clear(outbox)) {
       extendedDeadlines.inc();
       logger.warn({ paymentId: outbox.paymentId, attemptId, delayMs }, 'attempt request reached Kafka late: its deadline moves by the delay');
     }

@@ -25,15 +25,16 @@ import { openDeadlines, type Payment } from './payment';
  * duplicate, which every consumer tolerates.
  */
 const WRITE_OUTBOX = `
-local function write_outbox(outbox_key, pending_key, id, due, entries)
-  if #entries == 0 then return end
-  for _, entry in ipairs(entries) do redis.call('HSET', outbox_key, entry[1], entry[2]) end
+local function write_outbox(outbox_key, pending_key, id, due, first)
+  if #ARGV < first then return end
+  redis.call('HSET', outbox_key, unpack(ARGV, first, #ARGV))
   redis.call('ZADD', pending_key, 'NX', due, id)
 end
 `;
 
 // KEYS: idem, payment, deadlines, outbox, outbox-pending, account index, account status index.
-// ARGV: idem value, ttl, doc, JSON change.
+// ARGV: idem value, ttl, doc, JSON change, then the outbox's (field, message) pairs: messages as they are, not
+// escaped again inside the change's JSON.
 const CREATE = `${WRITE_OUTBOX}
 local existing = redis.call('GET', KEYS[1])
 if existing then return existing end
@@ -43,12 +44,12 @@ local change = cjson.decode(ARGV[4])
 redis.call('ZADD', KEYS[6], 0, change.indexMember)
 redis.call('ZADD', KEYS[7], 0, change.indexMember)
 for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[3], 'NX', pair[1], pair[2]) end
-write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
+write_outbox(KEYS[4], KEYS[5], change.id, change.due, 5)
 return false
 `;
 
 // KEYS: payment, deadlines, review, outbox, outbox-pending, account status index before, after.
-// ARGV: expected revision, new doc, JSON change, terminal channel.
+// ARGV: expected revision, new doc, JSON change, terminal channel, then the outbox's (field, message) pairs.
 const UPDATE = `${WRITE_OUTBOX}
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
@@ -57,7 +58,7 @@ for _, member in ipairs(change.remove) do redis.call('ZREM', KEYS[2], member) en
 for _, pair in ipairs(change.add) do redis.call('ZADD', KEYS[2], pair[1], pair[2]) end
 if change.review == 'add' then redis.call('SADD', KEYS[3], change.id) end
 if change.review == 'remove' then redis.call('SREM', KEYS[3], change.id) end
-write_outbox(KEYS[4], KEYS[5], change.id, change.due, change.outbox)
+write_outbox(KEYS[4], KEYS[5], change.id, change.due, 5)
 if KEYS[6] ~= KEYS[7] then
   redis.call('ZREM', KEYS[6], change.indexMember)
   redis.call('ZADD', KEYS[7], 0, change.indexMember)
@@ -74,13 +75,23 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 `;
 
-// KEYS: outbox, outbox-pending, the payment's deadlines. ARGV: payment id, number of fields n, the n fields sent,
-// then (score, member) pairs of deadlines to push later: only still-open ones (XX), only ever later (GT).
-const CLEAR_OUTBOX = `
-local n = tonumber(ARGV[2])
-for i = 3, 2 + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
-if redis.call('HLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
-for i = 3 + n, #ARGV, 2 do redis.call('ZADD', KEYS[3], 'XX', 'GT', ARGV[i], ARGV[i + 1]) end
+// KEYS: outbox-pending, then per payment its outbox and its deadlines. ARGV per payment, in that order: its id,
+// the number n of fields sent, the n fields, the number m of deadlines to push later, then m (score, member)
+// pairs: only still-open deadlines (XX), only ever later (GT). Many payments' outboxes in one call: the
+// messages of one produce request are forgotten together.
+const CLEAR_OUTBOXES = `
+local a = 1
+for k = 2, #KEYS, 2 do
+  local id, n = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  if n > 0 then redis.call('HDEL', KEYS[k], unpack(ARGV, a, a + n - 1)) end
+  a = a + n
+  if redis.call('HLEN', KEYS[k]) == 0 then redis.call('ZREM', KEYS[1], id) end
+  local m = tonumber(ARGV[a])
+  a = a + 1
+  for i = a, a + 2 * m - 1, 2 do redis.call('ZADD', KEYS[k + 1], 'XX', 'GT', ARGV[i], ARGV[i + 1]) end
+  a = a + 2 * m
+end
 return 1
 `;
 
@@ -88,7 +99,7 @@ interface Scripts {
   pgoCreate(...args: string[]): Promise<string | null>;
   pgoUpdate(...args: string[]): Promise<number>;
   pgoClaim(...args: string[]): Promise<number>;
-  pgoClearOutbox(...args: string[]): Promise<number>;
+  pgoClearOutboxes(numberOfKeys: number, ...args: string[]): Promise<number>;
 }
 
 /** Registers the scripts once per connection, so each call sends a SHA, not the script (EVALSHA). */
@@ -98,7 +109,8 @@ function withScripts(redis: Redis): Redis & Scripts {
     redis.defineCommand('pgoCreate', { numberOfKeys: 7, lua: CREATE });
     redis.defineCommand('pgoUpdate', { numberOfKeys: 7, lua: UPDATE });
     redis.defineCommand('pgoClaim', { numberOfKeys: 1, lua: CLAIM });
-    redis.defineCommand('pgoClearOutbox', { numberOfKeys: 3, lua: CLEAR_OUTBOX });
+    // The number of keys varies with the batch, so it is the first argument of each call.
+    redis.defineCommand('pgoClearOutboxes', { lua: CLEAR_OUTBOXES });
   }
   return redis as Redis & Scripts;
 }
@@ -165,7 +177,7 @@ const idemKey = ({ caller, key }: ScopedIdempotencyKey) => `idem:${Buffer.from(c
 export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock, resultsPartitionOf }: StoreSettings) {
   const deadlinesOf = (paymentId: string) => deadlinesKey(resultsPartitionOf(paymentId));
   const redis = withScripts(connection);
-  const entriesOf = (outbox: Outbox) => outbox.fields.map((field, index) => [field, JSON.stringify(outbox.messages[index])]);
+  const entriesOf = (outbox: Outbox) => outbox.fields.flatMap((field, index) => [field, JSON.stringify(outbox.messages[index])]);
   const due = () => clock().getTime() + outboxGraceMs;
   // Channels are not prefixed by ioredis, so the prefix is added here to keep stacks apart.
   const terminalChannel = `${connection.options.keyPrefix ?? ''}terminal`;
@@ -186,7 +198,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
      */
     async create(payment: Payment, idempotencyKey: ScopedIdempotencyKey, requestHash: string, messages: TopicMessage[]): Promise<CreateResult> {
       const outbox = outboxOf(payment.id, 1, messages);
-      const change = { id: payment.id, add: deadlinePairs(payment), due: due(), outbox: entriesOf(outbox), indexMember: indexMember(payment) };
+      const change = { id: payment.id, add: deadlinePairs(payment), due: due(), indexMember: indexMember(payment) };
       const existing = await redis.pgoCreate(
         idemKey(idempotencyKey),
         `payment:${payment.id}`,
@@ -199,6 +211,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         String(idempotencyTtlSeconds),
         JSON.stringify(payment),
         JSON.stringify(change),
+        ...entriesOf(outbox),
       );
       if (existing === null) return { created: true, outbox };
       const [paymentId = '', hash = ''] = existing.split('|');
@@ -227,7 +240,6 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         add: deadlinePairs(next).filter(([, member]) => !unchanged.has(member)),
         review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
         due: due(),
-        outbox: entriesOf(outbox),
         indexMember: indexMember(next),
         terminal: next.status !== 'PENDING' && previous.payment.status === 'PENDING',
       };
@@ -243,6 +255,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         JSON.stringify(next),
         JSON.stringify(change),
         terminalChannel,
+        ...entriesOf(outbox),
       );
       return applied === 1 ? outbox : undefined;
     },
@@ -256,32 +269,32 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
     },
 
     /**
-     * Forgets outbox messages Kafka has acknowledged, in the same round trip
-     * moving the deadline of each attempt whose request reached Kafka late
-     * (a broker outage, a crash before the send, our own publish queue) later
-     * by that delay: the gateway's time starts when it can see the request.
-     * Returns the attempts so extended, with the delay in ms.
+     * Forgets outbox messages Kafka has acknowledged, of any number of
+     * payments in one round trip, moving the deadline of each attempt whose
+     * request reached Kafka late (a broker outage, a crash before the send,
+     * our own publish queue) later by that delay: the gateway's time starts
+     * when it can see the request. Returns, per outbox in the given order,
+     * the attempts so extended with the delay in ms.
      */
-    async clearOutbox(outbox: Outbox): Promise<Array<{ attemptId: string; delayMs: number }>> {
-      if (outbox.fields.length === 0) return [];
+    async clearOutboxes(outboxes: readonly Outbox[]): Promise<Array<Array<{ attemptId: string; delayMs: number }>>> {
       const sentAtMs = clock().getTime();
-      const extended: Array<{ attemptId: string; delayMs: number; score: number }> = [];
-      for (const { value } of outbox.messages) {
-        const request = value as Partial<AttemptRequested>;
-        if (request.type !== 'attempt.requested' || !request.attemptId || !request.deadline || !request.occurredAt) continue;
-        const delayMs = sentAtMs - Date.parse(request.occurredAt);
-        if (delayMs > LATE_DISPATCH_MS) extended.push({ attemptId: request.attemptId, delayMs, score: Date.parse(request.deadline) + delayMs });
-      }
-      await redis.pgoClearOutbox(
-        `outbox:${outbox.paymentId}`,
-        'outbox-pending',
-        deadlinesOf(outbox.paymentId),
-        outbox.paymentId,
-        String(outbox.fields.length),
-        ...outbox.fields,
-        ...extended.flatMap(({ attemptId, score }) => [String(score), deadlineMember(outbox.paymentId, attemptId)]),
-      );
-      return extended.map(({ attemptId, delayMs }) => ({ attemptId, delayMs }));
+      const keys: string[] = ['outbox-pending'];
+      const args: string[] = [];
+      const extendedPerOutbox = outboxes.map((outbox) => {
+        const extended: Array<{ attemptId: string; delayMs: number; score: number }> = [];
+        for (const { value } of outbox.messages) {
+          const request = value as Partial<AttemptRequested>;
+          if (request.type !== 'attempt.requested' || !request.attemptId || !request.deadline || !request.occurredAt) continue;
+          const delayMs = sentAtMs - Date.parse(request.occurredAt);
+          if (delayMs > LATE_DISPATCH_MS) extended.push({ attemptId: request.attemptId, delayMs, score: Date.parse(request.deadline) + delayMs });
+        }
+        keys.push(`outbox:${outbox.paymentId}`, deadlinesOf(outbox.paymentId));
+        args.push(outbox.paymentId, String(outbox.fields.length), ...outbox.fields, String(extended.length));
+        for (const { attemptId, score } of extended) args.push(String(score), deadlineMember(outbox.paymentId, attemptId));
+        return extended.map(({ attemptId, delayMs }) => ({ attemptId, delayMs }));
+      });
+      if (outboxes.length > 0) await redis.pgoClearOutboxes(keys.length, ...keys, ...args);
+      return extendedPerOutbox;
     },
 
     /** Payments whose outbox is overdue, claimed for `leaseMs` so one relay at a time sends each. */

@@ -20,5 +20,18 @@ export function resultsPartitioner(partitionCount: number): (paymentId: string) 
     replicas: [0],
     isr: [0],
   }));
-  return (paymentId) => partition({ topic: 'results', partitionMetadata, message: { key: paymentId, value: null } });
+  // A payment's partition is asked for on every store call of its life (create, each update, each outbox
+  // clear), and murmur2 over the id is a visible cost per payment: the latest payments' answers are kept.
+  const remembered = new Map<string, number>();
+  return (paymentId) => {
+    const known = remembered.get(paymentId);
+    if (known !== undefined) return known;
+    const computed = partition({ topic: 'results', partitionMetadata, message: { key: paymentId, value: null } });
+    if (remembered.size >= PARTITIONS_REMEMBERED) remembered.clear();
+    remembered.set(paymentId, computed);
+    return computed;
+  };
 }
+
+/** Payments whose results partition is remembered; past it the memory starts again (payments in flight recompute once). */
+const PARTITIONS_REMEMBERED = 20_000;
