@@ -23,6 +23,8 @@ const backofficeEnv = z.object({
   OUTBOX_GRACE_MS: positiveInt(5_000),
   /** How often the outbox relay looks for messages left behind. */
   OUTBOX_POLL_MS: positiveInt(1_000),
+  /** How often the rule topic is compared with the audit trail (also once at start): a rule missing or rolled back there raises backoffice_rules_diverged. */
+  RULES_RECONCILE_MS: positiveInt(60_000),
 });
 
 export type BackofficeConfig = z.infer<typeof backofficeEnv>;

@@ -17,6 +17,7 @@ import { operatorPageRoutes } from './web/routes';
 import { loadBackofficeConfig, type BackofficeConfig } from './config';
 import { createAuditTrail, createHealthView, createRuleView, createSuccessRates } from './rules/view';
 import { createRuleWriter } from './rules/writer';
+import { createRulesReconciler, createTopicTail } from './rules/reconcile';
 import { createBackofficeOutbox } from './outbox';
 import { createOrchestratorClient } from './reviews/orchestrator-client';
 import { createReviewResolver } from './reviews/resolve';
@@ -72,6 +73,8 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
     });
 
     const view = createRuleView();
+    // The last message per key, whatever the view made of it: what the topic keeps after compaction (rules/reconcile.ts).
+    const tail = createTopicTail();
     const rules = await followCompactedTopic({
       ...follow,
       topic: topics.rules,
@@ -82,9 +85,13 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       tombstones: 'refuse',
       // The orchestrators park refused control-plane messages, once (ADR 0016); the back office counts and logs them.
       parked: { claim: async () => false, release: async () => undefined },
-      onRefused: (reason) => rulesRefused.inc({ reason }),
+      onRefused: (reason, meta) => {
+        rulesRefused.inc({ reason });
+        if (meta.key !== null) tail.refused(meta.key, reason, meta.offset);
+      },
       apply: (gatewayId, event, offset) => {
         if (event === null) return;
+        tail.event(gatewayId, event, offset);
         const outcome = view.apply(gatewayId, event, offset);
         if (outcome === 'stale-version') versionConflicts.inc();
         if (outcome !== 'applied') {
@@ -159,6 +166,17 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
       rulesSigningKey: config.RULES_SIGNING_KEY,
     });
 
+    // Compares the rule topic with the audit trail at start and every RULES_RECONCILE_MS (issue 12).
+    const reconciler = createRulesReconciler({
+      audited: () => trail.gateways(),
+      tail,
+      catchUp: () => rules.untilCaughtUp(config.WRITE_APPLY_TIMEOUT_MS),
+      registry,
+      logger,
+      clock,
+    });
+    lifecycle.add('rule reconciliation', reconciler.start(config.RULES_RECONCILE_MS));
+
     const tokenSettings = { secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER };
     const verifyToken = createTokenVerifier(tokenSettings);
     const orchestrator = createOrchestratorClient({ baseUrl: config.ORCHESTRATOR_URL.replace(/\/$/, ''), tokens: tokenSettings, clock });
@@ -177,6 +195,7 @@ export async function startBackoffice(config: BackofficeConfig, overrides: Backo
           clock,
           trail,
           write,
+          reconciler,
           verifyToken,
         });
         reviewRoutes(routes, {

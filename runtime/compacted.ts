@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import type { Logger } from './logger';
 import type { KafkaMetrics, MessageMeta, Publisher } from './kafka';
 import { startConsumer, on, RejectMessage } from './kafka';
+import { waitInSet, type Waiter } from './waiters';
 
 /**
  * Right after a topic is created, or during a leader election, a KRaft broker
@@ -101,15 +102,33 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
   const admin = kafka.admin();
   await admin.connect();
   const ends = await retryWhileStarting(() => admin.fetchTopicOffsets(topic)).finally(() => admin.disconnect());
-  const pending = new Map(ends.filter((end) => Number(end.high) > Number(end.low)).map((end) => [end.partition, BigInt(end.high) - 1n]));
+  const lastOffsets = (offsets: typeof ends) => new Map(offsets.filter((end) => Number(end.high) > Number(end.low)).map((end) => [end.partition, BigInt(end.high) - 1n]));
+  const pending = lastOffsets(ends);
   let markCaughtUp: () => void = () => undefined;
   const caughtUp = new Promise<void>((resolve) => (markCaughtUp = resolve));
+  /** The last offset read per partition, and who waits for the follower to reach some offsets (`untilCaughtUp`). */
+  const read = new Map<number, bigint>();
+  const waiters = new Set<Waiter<{ targets: Map<number, bigint> }>>();
+  const reached = (targets: Map<number, bigint>) => [...targets].every(([partition, last]) => (read.get(partition) ?? -1n) >= last);
   const progress = (partition: number, offset: string) => {
     const last = pending.get(partition);
     if (last !== undefined && BigInt(offset) >= last) pending.delete(partition);
     if (pending.size === 0) markCaughtUp();
+    read.set(partition, BigInt(offset));
+    for (const waiter of waiters) if (reached(waiter.targets)) waiter.wake();
   };
   if (pending.size === 0) markCaughtUp();
+
+  /**
+   * Resolves true once everything on the topic now (its end offsets, asked of the broker at the call) has been
+   * applied, false after `timeoutMs`: a check that compares the view with something else reads it current.
+   */
+  const untilCaughtUp = async (timeoutMs: number): Promise<boolean> => {
+    const client = kafka.admin();
+    await client.connect();
+    const targets = lastOffsets(await retryWhileStarting(() => client.fetchTopicOffsets(topic), timeoutMs).finally(() => client.disconnect()));
+    return reached(targets) || waitInSet(waiters, { targets }, timeoutMs);
+  };
 
   const rejectUnauthentic = (meta: MessageMeta & { key: string }) => {
     const reason = options.authenticate?.(meta);
@@ -164,5 +183,5 @@ export async function followCompactedTopic<S extends z.ZodType>(options: Compact
     logger,
     fromBeginning: true,
   });
-  return { ...running, caughtUp };
+  return { ...running, caughtUp, untilCaughtUp };
 }

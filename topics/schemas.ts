@@ -288,7 +288,8 @@ export const deadLetter = envelope('dead.letter').extend({
 });
 export type DeadLetter = z.infer<typeof deadLetter>;
 
-export const ruleAuditAction = z.enum(['created', 'updated', 'deleted', 'marked-unavailable', 'marked-available']);
+/** `republished`: the back office published the audited rule (or removal) again, at a new version, after the topic diverged from the audit trail. */
+export const ruleAuditAction = z.enum(['created', 'updated', 'deleted', 'marked-unavailable', 'marked-available', 'republished']);
 export type RuleAuditAction = z.infer<typeof ruleAuditAction>;
 
 /**
@@ -308,7 +309,7 @@ export const ruleAudited = envelope('rule.audited').extend({
   after: gatewayRule.nullable(),
   /** The version after the change (for a removal: the version the removal used up). */
   version: z.number().int().positive(),
-  /** Given when marking unavailable. */
+  /** Given when marking unavailable, and for a re-publication (why). */
   reason: z.string().max(200).optional(),
 });
 export type RuleAudited = z.infer<typeof ruleAudited>;

@@ -6,6 +6,7 @@ import { parseOr400 } from '../../runtime/http';
 import { ids } from '../../topics/envelope';
 import { gatewayRule } from '../../topics/schemas';
 import { regionWarnings, type RuleCommand, type RuleEntry } from '../rules/decide';
+import { latestAudited, type RulesReconciler } from '../rules/reconcile';
 import { amountBoundIssues } from '../rules/validate';
 import type { AuditTrail, HealthView, RuleView, SuccessRates } from '../rules/view';
 import type { RuleWriter } from '../rules/writer';
@@ -26,6 +27,8 @@ export const ruleBody = gatewayRule
 
 export const unavailableBody = z.object({ reason: z.string().trim().min(1).max(200) }).strict();
 const availableBody = z.object({}).strict();
+/** Optional: what the operator adds to the audit entry's reason ("republished after divergence …"). */
+export const republishBody = z.object({ note: z.string().trim().min(1).max(80).optional() }).strict();
 
 /** A strong ETag carrying the version: `"3"`. */
 const ifMatch = z
@@ -41,6 +44,8 @@ export interface BackofficeRouteDeps {
   clock: () => Date;
   trail: AuditTrail;
   write: RuleWriter;
+  /** Compares the rule topic with the audit trail (rules/reconcile.ts). */
+  reconciler: RulesReconciler;
   verifyToken: TokenVerifier;
 }
 
@@ -67,7 +72,13 @@ export function backofficeRoutes(app: Express, deps: BackofficeRouteDeps): void 
       changedBy: entry.changedBy,
       changedAt: entry.changedAt,
       rule,
+      ...divergenceOf(gatewayId),
     };
+  };
+  /** Present only while the rule topic differs from the audit trail for this gateway. */
+  const divergenceOf = (gatewayId: string) => {
+    const divergence = deps.reconciler.of(gatewayId);
+    return divergence ? { divergence } : {};
   };
   const gatewayIdOf = (req: Request<{ id: string }>) => parseOr400(ids.gatewayId, req.params.id, 'id');
   const principalOf = (res: Response) => (res.locals.principal as Principal).subject;
@@ -97,7 +108,8 @@ export function backofficeRoutes(app: Express, deps: BackofficeRouteDeps): void 
 
   app.get('/v1/gateways', canRead, (_req, res) => {
     const rules = view.rules();
-    res.json({ gateways: view.list().map(gatewayView), warnings: regionWarnings(rules, rules) });
+    // `divergences` also lists gateways the topic lost, which have no rule in the view.
+    res.json({ gateways: view.list().map(gatewayView), warnings: regionWarnings(rules, rules), divergences: deps.reconciler.list() });
   });
 
   app.get('/v1/gateways/:id', canRead, (req: Request<{ id: string }>, res) => {
@@ -129,6 +141,26 @@ export function backofficeRoutes(app: Express, deps: BackofficeRouteDeps): void 
     const gatewayId = gatewayIdOf(req);
     parseOr400(availableBody, req.body ?? {});
     await run(res, { kind: 'set-availability', gatewayId, available: true, ...preconditions(req) });
+  });
+
+  // The audited rule (or removal) again, at a version above every one the gateway had, through the outbox with an
+  // audit entry of its own: every reader applies it, and the topic agrees with the trail again (issue 12).
+  app.post('/v1/gateways/:id/republish', canWrite, async (req: Request<{ id: string }>, res) => {
+    const gatewayId = gatewayIdOf(req);
+    const { note } = parseOr400(republishBody, req.body ?? {});
+    const audited = latestAudited(deps.trail.of(gatewayId));
+    if (!audited) throw new AppError(404, 'not_found', `gateway ${gatewayId} has no audit trail: there is no audited rule to re-publish`, 'id');
+    const divergence = await deps.reconciler.check(gatewayId);
+    if (!divergence) {
+      throw new AppError(409, 'not_diverged', `the rule topic agrees with the audit trail for gateway ${gatewayId} (version ${audited.version}): nothing to re-publish`, 'id');
+    }
+    const topicVersion = divergence.topic.version === null ? 'none' : `version ${divergence.topic.version}`;
+    const why = `republished after divergence (${divergence.kind}: topic ${topicVersion}, audited version ${divergence.audited.version})`;
+    const result = await deps.write({ kind: 'republish', gatewayId, audited: audited.after, reason: note ? `${why}: ${note}` : why }, principalOf(res));
+    if (result.outcome !== 'changed') throw new AppError(409, 'conflict', `gateway ${gatewayId} was not re-published; read it again`, 'id');
+    // Compared again at once, so the answer (and the metric) says whether the topic agrees now.
+    await deps.reconciler.run();
+    res.json({ gatewayId, republished: true, version: result.version, removed: audited.after === null, divergence: deps.reconciler.of(gatewayId) ?? null, resolved: divergence });
   });
 
   app.get('/v1/gateways/:id/audit', canRead, (req: Request<{ id: string }>, res) => {

@@ -16,7 +16,9 @@ export type RuleBody = Omit<GatewayRule, 'gatewayId'>;
 export type RuleCommand =
   | { kind: 'put'; gatewayId: string; body: RuleBody; ifMatch?: number; ifNoneMatch: boolean }
   | { kind: 'delete'; gatewayId: string; ifMatch?: number }
-  | { kind: 'set-availability'; gatewayId: string; available: boolean; reason?: string; ifMatch?: number };
+  | { kind: 'set-availability'; gatewayId: string; available: boolean; reason?: string; ifMatch?: number }
+  /** Publish the audited rule (null: the audited removal) again, at a new version: the topic lost or rolled it back. */
+  | { kind: 'republish'; gatewayId: string; audited: GatewayRule | null; reason: string };
 
 /** What the back office knows of one gateway when it decides. */
 export interface RuleState {
@@ -115,6 +117,9 @@ export function decide(command: RuleCommand, state: RuleState): Decision {
       if (changedFields(entry.rule, after).length === 0) return { outcome: 'unchanged', entry };
       return change(command.available ? 'marked-available' : 'marked-unavailable', after, command.available ? undefined : command.reason);
     }
+    case 'republish':
+      // Above every version this gateway had, on the topic or in the trail, so every reader applies it.
+      return change('republished', command.audited, command.reason);
   }
 }
 

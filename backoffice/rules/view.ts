@@ -1,5 +1,6 @@
 import type { RuleAudited } from '../../topics/schemas';
 import { ruleEventGateway, sumOutcomeCounts, type GatewayHealthChanged, type GatewayRule, type GatewayStatsReported, type RuleEvent } from '../../topics/schemas';
+import { waitInSet, type Waiter } from '../../runtime/waiters';
 import type { RuleEntry } from './decide';
 
 /**
@@ -18,7 +19,7 @@ export function createRuleView() {
   /** The highest version read from the topic per gateway (removals included): an event at or below it is a replay. */
   const appliedVersions = new Map<string, number>();
   const appliedOffsets = new Map<string, bigint>();
-  const waiters = new Set<{ gatewayId: string; offset: bigint; wake: () => void }>();
+  const waiters = new Set<Waiter<{ gatewayId: string; offset: bigint }>>();
 
   const noteVersion = (gatewayId: string, version: number) => {
     lastVersions.set(gatewayId, Math.max(version, lastVersions.get(gatewayId) ?? 0));
@@ -59,22 +60,7 @@ export function createRuleView() {
     untilApplied(gatewayId: string, offset: string, timeoutMs: number): Promise<boolean> {
       const target = BigInt(offset);
       if ((appliedOffsets.get(gatewayId) ?? -1n) >= target) return Promise.resolve(true);
-      return new Promise((resolve) => {
-        const waiter = {
-          gatewayId,
-          offset: target,
-          wake: () => {
-            clearTimeout(timer);
-            waiters.delete(waiter);
-            resolve(true);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          resolve(false);
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
+      return waitInSet(waiters, { gatewayId, offset: target }, timeoutMs);
     },
   };
 }
@@ -147,6 +133,8 @@ export function createAuditTrail() {
       byGateway.set(event.gatewayId, [...(byGateway.get(event.gatewayId) ?? []), event]);
     },
     of: (gatewayId: string): readonly RuleAudited[] => byGateway.get(gatewayId) ?? [],
+    /** Every gateway with a trail, and its entries. */
+    gateways: (): Iterable<[string, readonly RuleAudited[]]> => byGateway.entries(),
   };
 }
 export type AuditTrail = ReturnType<typeof createAuditTrail>;
