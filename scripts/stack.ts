@@ -44,6 +44,7 @@ import { errorMessage } from '../runtime/errors';
 import { watchParent } from '../runtime/supervisor';
 import { createStackTopics } from '../topics/create-cli';
 import { localKafkaCredentials, startLocalKafka, stopLocalKafka } from './kafka-local';
+import { SERVICE_NODE_FLAGS } from './processes';
 
 const ROOT = path.resolve(__dirname, '..');
 /** tsx's loader, which the services run under (`node --import tsx`). */
@@ -418,7 +419,7 @@ function spawnService(spec: ServiceSpec, env: NodeJS.ProcessEnv, width: number):
   // one process, so the SIGTERM and the IPC channel reach the service itself.
   // The channel is its lifeline: if this script dies without stopping it, the
   // service drains and exits by itself (runtime/supervisor.ts).
-  const child = spawn(process.execPath, ['--import', 'tsx', spec.script], {
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, '--import', 'tsx', spec.script], {
     cwd: ROOT,
     env: { ...env, ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
