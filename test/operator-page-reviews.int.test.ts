@@ -1,12 +1,11 @@
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { type Browser, type Locator, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { loadBackofficeConfig } from '../backoffice/config';
 import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
-import { ensureDebianPackages } from './support/debian';
 import { asService, testLogger } from './support/env';
 import { deposit, getPayment, postPayment, rule, startTestStack, untilPayment, watchStatuses, type TestStack } from './support/stack';
 
-const CHROMIUM = '/usr/bin/chromium';
 /** Each browser step waits at most this long for the page (Playwright's waiting locators, no sleeps). */
 const STEP_MS = 10_000;
 
@@ -23,7 +22,6 @@ describe('operator web page: reviews', () => {
   const tokens = { resolver: '', rulesOnly: '' };
 
   beforeAll(async () => {
-    await ensureDebianPackages(['chromium'], [CHROMIUM]);
     stack = await startTestStack({
       rules: [rule('first', { timeoutMs: 1_000 }), rule('second', { timeoutMs: 1_000 })],
       sandboxes: { first: { mode: 'hang' } },
@@ -35,11 +33,7 @@ describe('operator web page: reviews', () => {
     const settings = { secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' };
     tokens.resolver = await mintToken(settings, 'ops-olga', ['rules:read', 'reviews:read', 'reviews:resolve']);
     tokens.rulesOnly = await mintToken(settings, 'viewer-vic', ['rules:read']);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   }, 600_000);
 
   afterAll(async () => {

@@ -1,15 +1,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { type Browser, type Locator, type Page } from 'playwright-core';
+import { launchChromium } from './support/browser';
 import { loadBackofficeConfig } from '../backoffice/config';
 import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
-import { ensureDebianPackages } from './support/debian';
 import { asService, testLogger } from './support/env';
 import { pollUntil } from './support/poll';
 import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ALPHA = 'alpha';
 const BETA = 'beta';
 const SCREENSHOT = join(__dirname, '..', 'docs', 'operator-page.png');
@@ -25,7 +24,6 @@ describe('operator web page', () => {
   const tokens = { operator: '', viewer: '' };
 
   beforeAll(async () => {
-    await ensureDebianPackages(['chromium'], [CHROMIUM]);
     stack = await startTestStack({
       rules: [rule(ALPHA, { weight: 1 }), rule(BETA, { weight: 1 })],
       // Beta declines everything, so the two success rates differ; reports come fast enough for a test.
@@ -37,11 +35,7 @@ describe('operator web page', () => {
     const settings = { secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' };
     tokens.operator = await mintToken(settings, 'operator-ann', ['rules:read', 'rules:write']);
     tokens.viewer = await mintToken(settings, 'viewer-vic', ['rules:read']);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   }, 600_000);
 
   afterAll(async () => {
