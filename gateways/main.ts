@@ -82,6 +82,10 @@ export async function startGateway(
       logger,
       // Requests of different payments in one fetched batch are taken at once, so their answers leave together.
       keysConcurrently: 64,
+      // Offsets committed once a second, not per batch: a third fewer requests per attempt (docs/benchmarks/
+      // efficiency.md). A worker that dies gets up to a second of requests again; gateways de-duplicate on
+      // the attempt id (docs/topics.md), the sandbox included.
+      commitIntervalMs: 1_000,
     });
     lifecycle.add('requests consumer', () => consumer.disconnect());
     await joined;

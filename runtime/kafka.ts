@@ -310,6 +310,16 @@ export interface ConsumerOptions {
    * matters per key alone (everything here is keyed by payment).
    */
   keysConcurrently?: number;
+  /**
+   * With `keysConcurrently`: commit the handled offsets at most this often
+   * (ms), and once more when the consumer is closed, instead of after every
+   * fetched batch as kafkajs does. Each commit is a request to the group
+   * coordinator, a third of a busy gateway worker's requests. The price: a
+   * member that dies or loses a partition in a rebalance hands over from the
+   * last commit, so up to this long of handled messages is delivered again;
+   * only for handlers that de-duplicate (gateways do, on the attempt id).
+   */
+  commitIntervalMs?: number;
   /** False for followers that replay a topic on every start and so never need committed offsets. */
   autoCommit?: boolean;
   /** A message with a key and no value: on compacted topics, the key was removed. Dead-lettered if not given. */
@@ -434,13 +444,30 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger.warn({ topic, partition, offset: message.offset, reason, detail: letter.detail }, 'message dead-lettered');
   };
 
+  /** The next offset to commit per partition handled since the last commit (`commitIntervalMs`). */
+  const handled = new Map<string, { topic: string; partition: number; offset: string }>();
+  const commitHandled = async () => {
+    if (handled.size === 0) return;
+    const offsets = [...handled.values()];
+    handled.clear();
+    try {
+      await consumer.commitOffsets(offsets);
+    } catch (error) {
+      // A rebalance or a coordinator move: the offsets go again with the next commit, unless newer ones did.
+      for (const entry of offsets) {
+        const key = `${entry.topic}:${entry.partition}`;
+        if (!handled.has(key)) handled.set(key, entry);
+      }
+      logger.warn({ err: error, groupId }, 'committing handled offsets failed; trying again at the next commit');
+    }
+  };
   const processed = (topic: string, partition: number, message: KafkaMessage) => {
     metrics.consumed.inc({ topic });
     options.onProcessed?.({ topic, partition, offset: message.offset, timestampMs: Number(message.timestamp) });
   };
   const keysConcurrently = options.keysConcurrently;
   const runConfig: ConsumerRunConfig = {
-    autoCommit: options.autoCommit ?? true,
+    autoCommit: options.commitIntervalMs === undefined && (options.autoCommit ?? true),
     partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
     ...(keysConcurrently === undefined
       ? {
@@ -461,6 +488,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
               for (const [index, message] of chunk.entries()) {
                 if (failures.has(index)) throw failures.get(index);
                 resolveOffset(message.offset);
+                handled.set(`${topic}:${partition}`, { topic, partition, offset: String(BigInt(message.offset) + 1n) });
                 processed(topic, partition, message);
               }
               await heartbeat();
@@ -519,7 +547,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   await consumer.run(runConfig);
   // Followers never commit offsets, so only committing groups have a lag to report. Watched until the owner
   // closes the consumer, not until its first DISCONNECT event: kafkajs sends one on every crash too.
-  const unwatchLag = options.autoCommit ?? true ? metrics.consumerLag.watch({ kafka, groupId, topics: [...byTopic.keys()], logger }) : undefined;
+  const commits = options.commitIntervalMs === undefined ? undefined : setInterval(() => void commitHandled(), options.commitIntervalMs);
+  commits?.unref();
+  const unwatchLag = options.commitIntervalMs !== undefined || (options.autoCommit ?? true) ? metrics.consumerLag.watch({ kafka, groupId, topics: [...byTopic.keys()], logger }) : undefined;
   let healthy = true;
   // kafkajs stops a consumer for good after an error it counts as not retriable, and a broker restart
   // can cause some (no group coordinator found while the broker starts: kafkajs issues #1445, #1630).
@@ -541,6 +571,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const disconnect = consumer.disconnect;
   consumer.disconnect = async () => {
     closed = true;
+    clearInterval(commits);
+    await commitHandled();
     clearTimeout(restartTimer);
     await unwatchLag?.();
     await disconnect();
@@ -550,7 +582,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger.error({ err: event.payload.error, groupId, restart: event.payload.restart }, 'consumer crashed');
     if (!event.payload.restart && !closed) restartTimer = setTimeout(() => void restart(), RESTART_AFTER_CRASH_MS);
   });
-  consumer.on(consumer.events.GROUP_JOIN, () => {
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    // Offsets of partitions this member no longer has are the new owner's to commit.
+    for (const [key, entry] of handled) if (!payload.memberAssignment[entry.topic]?.includes(entry.partition)) handled.delete(key);
     healthy = true;
   });
   return { consumer, joined, isHealthy: () => healthy, assigned: (topic) => assignment[topic] ?? [] };
