@@ -9,7 +9,8 @@
  *   npm run bench:cost [-- --payments 1000]
  *
  * Kafka: KAFKA_BROKERS, else the local broker on 127.0.0.1:9092 (started if
- * needed). Redis: REDIS_URL (default redis://127.0.0.1:6379); other clients
+ * needed, and then stopped when this exits, however it exits: the reaper,
+ * scripts/reaper.ts, holds its pid). Redis: REDIS_URL (default redis://127.0.0.1:6379); other clients
  * of the same Redis skew the counts, so run it on a quiet one.
  */
 import { randomUUID } from 'node:crypto';
@@ -43,7 +44,7 @@ async function redisCalls(redis: Redis): Promise<Map<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const brokers = process.env.KAFKA_BROKERS ?? (await startLocalKafka({ port: 9092, quiet: true })).brokers;
+  const brokers = process.env.KAFKA_BROKERS ?? (await startLocalKafka({ port: 9092, quiet: true, stopOnExit: true })).brokers;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const run = randomUUID().slice(0, 8);
   const env = { KAFKA_BROKERS: brokers, REDIS_URL: redisUrl, REDIS_KEY_PREFIX: `bench:${run}:`, TOPIC_PREFIX: `bench-${run}.`, PORT: '0', LOG_LEVEL: 'silent' };
@@ -54,6 +55,8 @@ async function main(): Promise<void> {
     regions: ['EU'],
     paymentTypes: ['deposit', 'withdrawal'],
     currencies: ['EUR'],
+    // Selection routes no currency without a bound (no-amount-bound).
+    amountBounds: { EUR: { min: '1', max: '999999999999999999' } },
     weight: 1,
     timeoutMs: 5000,
     timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },

@@ -61,11 +61,12 @@ function localKafkaVersion(): string {
 }
 
 /**
- * KAFKA_BROKERS if set; otherwise a local broker on free ports with a data
- * directory of its own, so it never meets a developer's stack on 9092 or a
- * test run's broker, and is deleted with its data when the run ends.
+ * KAFKA_BROKERS if set; otherwise a local broker (or a cluster of `count`
+ * nodes: a benchmark's --brokers, else KAFKA_BROKER_COUNT) on free ports with
+ * a data directory of its own, so it never meets a developer's stack on 9092
+ * or a test run's broker, and is deleted with its data when the run ends.
  */
-export async function startBenchBroker(env: BenchEnv): Promise<BenchBroker> {
+export async function startBenchBroker(env: BenchEnv, count = env.KAFKA_BROKER_COUNT): Promise<BenchBroker> {
   if (env.KAFKA_BROKERS !== undefined) {
     return {
       brokers: env.KAFKA_BROKERS,
@@ -75,7 +76,6 @@ export async function startBenchBroker(env: BenchEnv): Promise<BenchBroker> {
       stop: async () => undefined,
     };
   }
-  const count = env.KAFKA_BROKER_COUNT;
   const ports: number[] = [];
   const controllerPorts: number[] = [];
   for (let index = 0; index < count; index++) {
@@ -83,7 +83,8 @@ export async function startBenchBroker(env: BenchEnv): Promise<BenchBroker> {
     controllerPorts.push(await freePort());
   }
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-bench-kafka-'));
-  const options = { port: ports[0]!, ports, controllerPorts, brokers: count, dataDir, quiet: true };
+  // stopOnExit: if the benchmark dies before stop(), the reaper stops the broker(s).
+  const options = { port: ports[0]!, ports, controllerPorts, brokers: count, dataDir, quiet: true, stopOnExit: true };
   const removeData = () => rmSync(dataDir, { recursive: true, force: true });
   const replicas = Math.min(3, count);
   const inSync = count >= 3 ? 2 : 1;

@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { reapOnExit } from './reaper';
 
 const SCRIPT = path.join(__dirname, 'kafka-local.sh');
 
@@ -36,7 +37,15 @@ export interface LocalKafkaOptions {
    * here, for the benchmarks): no authentication and no ACLs. `npm run kafka -- start` runs `sasl`.
    */
   security?: 'sasl' | 'plaintext';
+  /**
+   * Hand the brokers this call starts to this process's reaper (scripts/reaper.ts): if the process exits without
+   * stop(), they are stopped too. Brokers that were already running are left alone.
+   */
+  stopOnExit?: boolean;
 }
+
+/** Like the script's own stop: SIGTERM, then SIGKILL after 30 s. */
+const BROKER_STOP_GRACE_MS = 30_000;
 
 const USERS_FILE = path.join(__dirname, 'kafka/local-users');
 
@@ -146,15 +155,23 @@ function runScript(command: 'start' | 'stop', options: LocalKafkaOptions): Promi
  * a node that is not running is started) and waits until every broker answers.
  */
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
-  await runScript('start', options);
   const nodes = localKafkaNodes(options);
+  const pids = () => nodes.flatMap((node) => node.pid() ?? []);
+  const before = new Set(pids());
+  await runScript('start', options);
+  const brokers = nodes.map((node) => `127.0.0.1:${node.port}`).join(',');
+  const startedHere = pids().filter((pid) => !before.has(pid));
+  const reaping = options.stopOnExit ? await reapOnExit(`Kafka on ${brokers}`, startedHere, { graceMs: BROKER_STOP_GRACE_MS }) : undefined;
   const security = options.security ?? 'plaintext';
   return {
-    brokers: nodes.map((node) => `127.0.0.1:${node.port}`).join(','),
+    brokers,
     nodes,
     security,
     credentials: (user) => (security === 'sasl' ? localKafkaCredentials(user) : {}),
-    stop: () => stopLocalKafka(options),
+    stop: async () => {
+      await stopLocalKafka(options);
+      await reaping?.release();
+    },
   };
 }
 

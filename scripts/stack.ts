@@ -1,21 +1,23 @@
 // `npm start`: the whole stack in the foreground, without Docker.
 //
-// Starts the local Kafka broker on 127.0.0.1:9092 (unless KAFKA_BROKERS points
-// elsewhere; SASL/SCRAM with ACLs), checks Redis (REDIS_URL), creates the
-// topics and the services' ACLs as the broker's super user, then runs the
-// orchestrator, the back office, the alert receiver and one sandbox gateway
-// per rule in config/gateways.json as child processes, and Prometheus (9090)
-// and Alertmanager (9094) when they are installed (`npm run ops-tools`), with
-// the committed grafana/ configuration pointed at these ports. Their JSON log lines go to this terminal's stdout, each
-// prefixed with the service name. Ctrl-C, SIGTERM or SIGHUP stops everything
+// Starts the local Kafka broker on 127.0.0.1:9092 (STACK_KAFKA_PORT; unless
+// KAFKA_BROKERS points elsewhere; SASL/SCRAM with ACLs), checks Redis
+// (REDIS_URL), creates the topics and the services' ACLs as the broker's
+// super user, then runs the orchestrator, the back office, the alert
+// receiver and one sandbox gateway per rule in config/gateways.json as child
+// processes, and Prometheus (9090) and Alertmanager (9094) when they are
+// installed (`npm run ops-tools`), with the committed grafana/ configuration
+// pointed at these ports. Their JSON log lines go to this terminal's stdout,
+// each prefixed with the service name. Ctrl-C, SIGTERM or SIGHUP stops everything
 // this script started, and so does the loss of its parent (npm): package.json
 // runs it with `exec node`, so npm's relayed SIGTERM reaches it. If a service
 // dies, the rest are stopped and it exits 1. If this script itself is killed
 // outright, the services notice through their IPC channel and drain by
-// themselves (runtime/supervisor.ts), and a reaper process stops Prometheus
-// and Alertmanager. STACK_PORT_OFFSET moves every port, so a test (or a
-// second stack) runs beside the first; STACK_OPS_TOOLS=off skips Prometheus
-// and Alertmanager.
+// themselves (runtime/supervisor.ts), and a reaper process (scripts/reaper.ts)
+// stops Prometheus and Alertmanager, waits for the services, then stops the
+// broker if this run started it. STACK_PORT_OFFSET moves every port but the
+// broker's, so a test (or a second stack) runs beside the first;
+// STACK_OPS_TOOLS=off skips Prometheus and Alertmanager.
 // docker-compose.yml runs the same services on the same ports
 // (test/compose.unit.test.ts keeps the two in step).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -43,13 +45,13 @@ import { commonEnv, parseConfig } from '../runtime/config';
 import { errorMessage } from '../runtime/errors';
 import { watchParent } from '../runtime/supervisor';
 import { createStackTopics } from '../topics/create-cli';
-import { localKafkaCredentials, startLocalKafka, stopLocalKafka } from './kafka-local';
+import { localKafkaCredentials, startLocalKafka, type LocalKafka } from './kafka-local';
 import { SERVICE_NODE_FLAGS } from './processes';
+import { reapOnExit, type Reaping } from './reaper';
 
 const ROOT = path.resolve(__dirname, '..');
 /** tsx's loader, which the services run under (`node --import tsx`). */
 const TSX_LOADER = path.join(ROOT, 'node_modules', 'tsx');
-const LOCAL_KAFKA_PORT = 9092;
 export const ORCHESTRATOR_PORT = 8080;
 export const BACKOFFICE_PORT = 8081;
 export const FIRST_GATEWAY_PORT = 8090;
@@ -72,6 +74,8 @@ const stackEnv = z.object({
   STACK_PORT_OFFSET: z.coerce.number().int().min(0).max(50_000).default(0),
   /** `off` skips Prometheus and Alertmanager even when they are installed. */
   STACK_OPS_TOOLS: z.enum(['on', 'off']).default('on'),
+  /** The local broker's port when KAFKA_BROKERS is not set (its controller listens on the next one). */
+  STACK_KAFKA_PORT: z.coerce.number().int().min(1).max(65_534).default(9092),
   /**
    * Whose broker credentials the stack uses. `local` (the default with the local broker): the users of
    * scripts/kafka/local-users, `admin` to create topics and ACLs and each service its own. `env` (the default
@@ -154,11 +158,12 @@ interface Service extends ServiceSpec {
 /** What this run started, so shutdown stops exactly that. */
 interface Started {
   services: Service[];
-  ownsBroker: boolean;
+  /** The local broker, when this run started it (not when it reused one, or with KAFKA_BROKERS). */
+  broker?: LocalKafka;
+  /** The services' pids with the reaper, so that if this script is killed outright the broker stops only after they have drained. */
+  servicesReaping?: Reaping;
   /** Prometheus and Alertmanager, when installed. */
   tools: RunningTool[];
-  /** Stops the tools if this script is killed outright; undefined when no tool runs. */
-  reaper?: ChildProcess;
 }
 
 const say = (message: string) => console.log(`${'stack'.padEnd(14)}| ${message}`);
@@ -185,7 +190,7 @@ async function main(): Promise<number> {
     say(`parent process ${formerParentPid} is gone: stopping the stack`);
     abort.abort('parent-gone');
   }, PARENT_CHECK_MS);
-  const started: Started = { services: [], ownsBroker: false, tools: [] };
+  const started: Started = { services: [], tools: [] };
   let exitCode = 0;
   try {
     const { notes, ports } = await start(started, abort.signal);
@@ -226,9 +231,11 @@ async function start(started: Started, signal: AbortSignal): Promise<{ notes: st
   let brokers = process.env.KAFKA_BROKERS;
   let kafkaNote = `Kafka ${brokers} (KAFKA_BROKERS; not managed here)`;
   if (brokers === undefined) {
-    const reused = await portOpen(LOCAL_KAFKA_PORT);
-    started.ownsBroker = !reused;
-    brokers = await startBroker(reused);
+    const port = config.STACK_KAFKA_PORT;
+    const reused = await portOpen(port);
+    const kafka = await startBroker(port, reused);
+    if (!reused) started.broker = kafka;
+    brokers = kafka.brokers;
     kafkaNote = reused ? `Kafka ${brokers} (already running; left running on exit)` : `Kafka ${brokers} (started here; stopped on exit)`;
   }
   signal.throwIfAborted();
@@ -244,6 +251,9 @@ async function start(started: Started, signal: AbortSignal): Promise<{ notes: st
   for (const spec of specs) {
     started.services.push(spawnService(spec, kafkaUsers === 'local' ? withLocalKafkaUser(childEnv, spec.script) : childEnv, width));
   }
+  // They drain by themselves if this script dies; the reaper waits for them before it stops the broker.
+  const servicePids = started.services.flatMap((service) => service.child.pid ?? []);
+  started.servicesReaping = await reapOnExit('npm start services', servicePids, { exitByThemselves: true, graceMs: STOP_TIMEOUT_MS });
   // The first failure ends every other wait, so no poller outlives start-up.
   const failed = new AbortController();
   const waiting = AbortSignal.any([signal, failed.signal]);
@@ -280,7 +290,6 @@ async function startOpsTools(started: Started, gatewayIds: readonly string[], po
   else {
     const webhook = `http://127.0.0.1:${ports.alertReceiver}${WEBHOOK_PATH}`;
     started.tools.push(await startAlertmanager({ config: localAlertmanagerConfig(webhook), dir, port: ports.alertmanager }));
-    reapOnExit(started);
     alertmanagers.push(`127.0.0.1:${ports.alertmanager}`);
     notes.push(`Alertmanager http://localhost:${ports.alertmanager}, sending to the alert receiver`);
   }
@@ -293,77 +302,16 @@ async function startOpsTools(started: Started, gatewayIds: readonly string[], po
     'alert-receiver': [at(ports.alertReceiver, { service: 'alert-receiver' })],
   };
   started.tools.push(await startPrometheus({ config: localPrometheusConfig({ targets, alertmanagers }), dir, port: ports.prometheus }));
-  reapOnExit(started);
   return [`Prometheus http://localhost:${ports.prometheus} (alerts: /alerts; data in ${path.relative(ROOT, dir)})`, ...notes];
 }
 
-/**
- * Prometheus and Alertmanager are not Node processes, so they cannot watch
- * an IPC channel as the services do. A small reaper process (this script
- * with --reap) holds one to this script and the tools' pids: if this script
- * dies without stopping them, the reaper does. Called after each tool starts,
- * with every tool's pid so far.
- */
-function reapOnExit(started: Started): void {
-  const pids = started.tools.flatMap((tool) => (tool.child.pid === undefined ? [] : [tool.child.pid]));
-  started.reaper ??= spawn(process.execPath, ['--import', 'tsx', __filename, REAP_FLAG], {
-    cwd: ROOT,
-    // Own process group: a terminal's Ctrl-C must not stop it before this script has stopped the tools.
-    detached: true,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  started.reaper.send({ pids });
-  // The channel is the reaper's lifeline only: it must not keep this script alive.
-  started.reaper.channel?.unref();
-  started.reaper.unref();
-}
-
-const REAP_FLAG = '--reap';
-const reapMessage = z.object({ pids: z.array(z.number().int().positive()) });
-
-/**
- * The reaper (`--reap`): remembers the pids this script sends, and when the
- * channel to this script closes, SIGTERMs each pid still running, then
- * SIGKILLs what is left after STOP_TIMEOUT_MS. A normal stop disconnects it
- * after the tools have stopped, so it finds nothing left to kill.
- */
-function reap(): void {
-  let pids: number[] = [];
-  process.on('message', (message: unknown) => {
-    const parsed = reapMessage.safeParse(message);
-    if (parsed.success) pids = parsed.data.pids;
-  });
-  process.once('disconnect', () => {
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const left = pids.filter(alive);
-    if (left.length === 0) return;
-    say(`supervisor gone: stopping Prometheus/Alertmanager (pids ${left.join(', ')})`);
-    for (const pid of left) process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + STOP_TIMEOUT_MS;
-    const check = setInterval(() => {
-      const still = left.filter(alive);
-      if (still.length > 0 && Date.now() < deadline) return;
-      for (const pid of still) process.kill(pid, 'SIGKILL');
-      clearInterval(check);
-    }, 200);
-  });
-}
-
-async function startBroker(reused: boolean): Promise<string> {
-  say(reused ? `reusing the Kafka broker on 127.0.0.1:${LOCAL_KAFKA_PORT}` : `starting Kafka on 127.0.0.1:${LOCAL_KAFKA_PORT}`);
+/** The local broker on `port`; one this run starts is handed to the reaper (stopped if this script is killed outright). */
+async function startBroker(port: number, reused: boolean): Promise<LocalKafka> {
+  say(reused ? `reusing the Kafka broker on 127.0.0.1:${port}` : `starting Kafka on 127.0.0.1:${port}`);
   try {
-    return (await startLocalKafka({ port: LOCAL_KAFKA_PORT, security: 'sasl' })).brokers;
+    return await startLocalKafka({ port, security: 'sasl', stopOnExit: true });
   } catch (error) {
-    throw new Error(
-      `${errorMessage(error)}\nTo use a broker you run yourself, set KAFKA_BROKERS (e.g. KAFKA_BROKERS=127.0.0.1:${LOCAL_KAFKA_PORT} npm start).`,
-    );
+    throw new Error(`${errorMessage(error)}\nTo use a broker you run yourself, set KAFKA_BROKERS (e.g. KAFKA_BROKERS=127.0.0.1:${port} npm start).`);
   }
 }
 
@@ -480,10 +428,8 @@ function printLastLines(service: Service, how: string): void {
   for (const line of service.lastLines) console.error(`  ${line}`);
 }
 
-async function stopAll({ services, ownsBroker, tools, reaper }: Started): Promise<void> {
+async function stopAll({ services, broker, servicesReaping, tools }: Started): Promise<void> {
   for (const tool of tools) await tool.stop();
-  // The tools are stopped: the reaper has nothing left to do.
-  if (reaper?.connected) reaper.disconnect();
   const running = services.filter(isRunning);
   if (running.length > 0) say(`stopping ${running.map((service) => service.name).join(', ')}`);
   for (const service of running) service.child.kill('SIGTERM');
@@ -498,9 +444,10 @@ async function stopAll({ services, ownsBroker, tools, reaper }: Started): Promis
     }
     await allClosed;
   }
-  if (ownsBroker) {
+  await servicesReaping?.release();
+  if (broker) {
     say('stopping the Kafka broker');
-    await stopLocalKafka({ port: LOCAL_KAFKA_PORT });
+    await broker.stop();
   }
 }
 
@@ -530,9 +477,7 @@ function printBanner(services: Service[], ports: StackPorts, notes: string[], el
   console.log(lines.join('\n'));
 }
 
-if (require.main === module && process.argv.includes(REAP_FLAG)) {
-  reap();
-} else if (require.main === module) {
+if (require.main === module) {
   main().then(
     (code) => process.exit(code),
     (error: unknown) => {

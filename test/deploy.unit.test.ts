@@ -182,6 +182,24 @@ const measured = ['throughput.json', 'soak.json'].flatMap((file) =>
     .phases.flatMap((phase) => phase.processes),
 );
 
+/** docs/deployment.md's sizing table: each row's process, request ("900m CPU, 288 Mi") and memory limit ("384 Mi"). */
+function documentedSizes(): Array<{ process: string; request: string; limit: string }> {
+  const doc = readFileSync(path.join(ROOT, 'docs/deployment.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Sizing'), doc.indexOf('\n## ', doc.indexOf('## Sizing') + 1));
+  const rows = section.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| process ') && !line.startsWith('| ---'));
+  return rows.map((row) => {
+    const cells = row.split('|').slice(1, -1).map((cell) => cell.trim());
+    return { process: cells[0] ?? '', request: cells[3] ?? '', limit: cells[4] ?? '' };
+  });
+}
+/** The sizing table's row for each program the manifests run. */
+const SIZING_ROW_OF: Record<string, string> = {
+  'orchestrator/main.ts': 'orchestrator',
+  'gateways/main.ts': 'gateway worker (sandbox)',
+  'backoffice/main.ts': 'back office',
+  'topics/create-cli.ts': 'topics Job',
+};
+
 /** Milliseconds the preStop hook holds the pod before SIGTERM (`sleep N`). */
 const preStopMs = (w: Workload) => {
   const command = containerOf(w).lifecycle?.preStop.exec.command ?? [];
@@ -375,6 +393,22 @@ describe('deploy/ against the code', () => {
         cpu: true,
         memory: true,
         limit: true,
+      });
+    }
+  });
+
+  test('When docs/deployment.md quotes a workload’s requests and memory limit, then they are the manifest’s', () => {
+    const rows = documentedSizes();
+    expect(rows.map((row) => row.process).sort()).toEqual(Object.values(SIZING_ROW_OF).sort());
+    for (const w of workloads) {
+      const row = rows.find((entry) => entry.process === SIZING_ROW_OF[programOf(w).script]);
+      const { requests, limits } = containerOf(w).resources;
+      // The doc writes "900m CPU, 288 Mi": compare quantities, so 0.9 and 900m, or 1Gi and 1024 Mi, are the same.
+      const [cpu = '', memory = ''] = (row?.request ?? '').split(/ CPU, /);
+      const documented = row && { cpu: millicores(cpu), memory: mebibytes(memory.replace(' ', '')), limit: mebibytes(row.limit.replace(' ', '')) };
+      expect({ name: w.metadata.name, documented }).toEqual({
+        name: w.metadata.name,
+        documented: { cpu: millicores(requests.cpu), memory: mebibytes(requests.memory), limit: mebibytes(limits.memory) },
       });
     }
   });

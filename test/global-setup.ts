@@ -36,7 +36,8 @@ async function findKafka(): Promise<string> {
   const [port, controllerPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-test-kafka-'));
   const started = Date.now();
-  const kafka = await startLocalKafka({ port, controllerPort, dataDir, quiet: true, security: 'sasl' });
+  // The reaper that stops it if jest dies before global-teardown belongs to this process, jest's main one, not to a worker.
+  const kafka = await startLocalKafka({ port, controllerPort, dataDir, quiet: true, security: 'sasl', stopOnExit: true });
   process.env.TEST_KAFKA_SECURITY = kafka.security;
   process.stderr.write(`\ntest Kafka: local Apache Kafka on ${kafka.brokers}, SASL/SCRAM and ACLs (ready in ${Date.now() - started} ms)\n`);
   testGlobals.stop = async () => {

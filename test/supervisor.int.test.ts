@@ -1,77 +1,34 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { readRulesFile } from '../orchestrator/routing/rules';
+import { localKafkaNodes } from '../scripts/kafka-local';
 import { serviceSpecs, stackPorts, STOP_TIMEOUT_MS } from '../scripts/stack';
 import { asService, isolatedNamespace, kafkaCredentials } from './support/env';
 import { pollUntil } from './support/poll';
+import { alive, commandLine, descendants, untilGone } from './support/process-table';
 import { namespaceEnv, prepareNamespace, rule } from './support/stack';
 
 // `npm start` as a process manager, a CI runner or `timeout` runs it: a
 // signal to npm's own pid, not to the terminal's process group, and the
-// supervisor killed outright. Real processes on the test broker and Redis,
-// on ports moved by STACK_PORT_OFFSET, in a namespace of their own.
+// supervisor killed outright. Real processes on the test broker and Redis
+// (or on a broker npm start starts itself), on ports moved by
+// STACK_PORT_OFFSET, in a namespace of their own.
 const ROOT = path.resolve(__dirname, '..');
 const gatewayIds = readRulesFile(path.join(ROOT, 'config/gateways.json')).map((rule) => rule.gatewayId);
 /** Six services on a loaded 2-core machine, each starting node with tsx. */
 const READY_TIMEOUT_MS = 120_000;
 /** "Within a second or two" to notice, plus the drain (Kafka consumers leave their group). */
 const ORPHAN_EXIT_MS = 10_000;
-
-interface ProcessEntry {
-  pid: number;
-  ppid: number;
-  /** Single-letter state from /proc/<pid>/stat; Z is a zombie, as good as gone. */
-  state: string;
-}
-
-function processTable(): ProcessEntry[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .flatMap((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        // The command name (field 2) may hold spaces; it ends at the last ')'.
-        const [state = '', ppid = '0'] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        return [{ pid: Number(name), ppid: Number(ppid), state }];
-      } catch {
-        return []; // exited while the table was read
-      }
-    });
-}
-
-/** Every process below `pid` (children, grandchildren, …), alive now. */
-function descendants(pid: number): number[] {
-  const table = processTable().filter((entry) => entry.state !== 'Z');
-  const found: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const parent = queue.shift();
-    for (const entry of table) {
-      if (entry.ppid === parent) {
-        found.push(entry.pid);
-        queue.push(entry.pid);
-      }
-    }
-  }
-  return found;
-}
-
-const commandLine = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    return '';
-  }
-};
-
-const alive = (pids: number[]) => {
-  const running = new Set(processTable().filter((entry) => entry.state !== 'Z').map((entry) => entry.pid));
-  return pids.filter((pid) => running.has(pid));
-};
+/** The local broker's start-up (scripts/kafka-local.sh waits up to 90 s). */
+const BROKER_START_MS = 90_000;
+/** After the services are gone, the broker's own shutdown on SIGTERM from the reaper. */
+const BROKER_STOP_MS = 15_000;
+/** The local broker's port for a stack at this offset: the stack's ports skip 9092 and 9093 (its controller). */
+const kafkaPortAt = (offset: number) => 9092 + offset;
 
 /** True when a service could listen on port (the services bind 0.0.0.0). */
 function portFree(port: number): Promise<boolean> {
@@ -82,11 +39,11 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A port offset below the ephemeral range where every port of the stack is free. */
+/** A port offset below the ephemeral range where every port of the stack, and of a broker it would start, is free. */
 async function freeOffset(): Promise<number> {
   for (;;) {
     const offset = 10_000 + Math.floor(Math.random() * 10_000);
-    const ports = serviceSpecs(gatewayIds, stackPorts(offset)).map((spec) => spec.port);
+    const ports = [...serviceSpecs(gatewayIds, stackPorts(offset)).map((spec) => spec.port), kafkaPortAt(offset), kafkaPortAt(offset) + 1];
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) return offset;
   }
 }
@@ -94,23 +51,38 @@ async function freeOffset(): Promise<number> {
 interface NpmStack {
   npm: ChildProcess;
   ports: number[];
+  /** The port of the broker npm start started itself (`ownBroker`). */
+  kafkaPort?: number;
   /** Resolves with npm's exit code (or signal) once it has exited. */
   exited: Promise<number | NodeJS.Signals>;
   output: () => string;
 }
 
-/** Runs `npm start` as a user would, in a namespace of its own; resolves once it prints its banner. */
-async function startNpmStack(): Promise<NpmStack> {
+/**
+ * Runs `npm start` as a user would, in a namespace of its own; resolves once it prints its banner.
+ * On the run's broker, or with `ownBroker` on a local broker it starts itself on a port of its own.
+ */
+async function startNpmStack(options: { ownBroker?: boolean } = {}): Promise<NpmStack> {
   const ns = isolatedNamespace();
   const offset = await freeOffset();
+  const kafkaPort = options.ownBroker ? kafkaPortAt(offset) : undefined;
+  const readyTimeoutMs = READY_TIMEOUT_MS + (options.ownBroker ? BROKER_START_MS : 0);
+  const { KAFKA_BROKERS: _brokers, KAFKA_SASL_MECHANISM: _mechanism, KAFKA_SASL_USERNAME: _username, KAFKA_SASL_PASSWORD: _password, ...inherited } = process.env;
+  const kafkaEnv =
+    kafkaPort === undefined
+      ? {
+          KAFKA_BROKERS: ns.brokers,
+          // The test broker's users: the setup as its super user, each service as its own (STACK_KAFKA_USERS=local).
+          ...kafkaCredentials('admin'),
+          ...(Object.keys(kafkaCredentials('admin')).length > 0 ? { STACK_KAFKA_USERS: 'local' } : {}),
+        }
+      : // No KAFKA_BROKERS: npm start starts the local broker (SASL, its own users) on this port.
+        { STACK_KAFKA_PORT: String(kafkaPort) };
   const npm = spawn('npm', ['start'], {
     cwd: ROOT,
     env: {
-      ...process.env,
-      KAFKA_BROKERS: ns.brokers,
-      // The test broker's users: the setup as its super user, each service as its own (STACK_KAFKA_USERS=local).
-      ...kafkaCredentials('admin'),
-      ...(Object.keys(kafkaCredentials('admin')).length > 0 ? { STACK_KAFKA_USERS: 'local' } : {}),
+      ...inherited,
+      ...kafkaEnv,
       REDIS_URL: ns.redisUrl,
       TOPIC_PREFIX: ns.topicPrefix,
       REDIS_KEY_PREFIX: ns.redisKeyPrefix,
@@ -133,10 +105,10 @@ async function startNpmStack(): Promise<NpmStack> {
     lines(npm.stdout);
     lines(npm.stderr);
     void exited.then((how) => reject(new Error(`npm start exited (${how}) before the stack was ready:\n${output}`)));
-    setTimeout(() => reject(new Error(`npm start not ready after ${READY_TIMEOUT_MS} ms:\n${output}`)), READY_TIMEOUT_MS).unref();
+    setTimeout(() => reject(new Error(`npm start not ready after ${readyTimeoutMs} ms:\n${output}`)), readyTimeoutMs).unref();
   });
   const ports = serviceSpecs(gatewayIds, stackPorts(offset)).map((spec) => spec.port);
-  const stack = { npm, ports, exited, output: () => output };
+  const stack = { npm, ports, kafkaPort, exited, output: () => output };
   started.push(stack);
   await ready;
   return stack;
@@ -147,7 +119,11 @@ const started: NpmStack[] = [];
 let watched: number[] = [];
 afterEach(() => {
   for (const pid of alive(watched)) process.kill(pid, 'SIGKILL');
-  for (const stack of started.splice(0)) if (stack.npm.exitCode === null && stack.npm.signalCode === null) stack.npm.kill('SIGKILL');
+  for (const stack of started.splice(0)) {
+    if (stack.npm.exitCode === null && stack.npm.signalCode === null) stack.npm.kill('SIGKILL');
+    // A broker of its own keeps its data beside the jar cache (data-<port>): a random port's is of no further use.
+    if (stack.kafkaPort !== undefined) for (const node of localKafkaNodes({ port: stack.kafkaPort })) rmSync(node.dataDir, { recursive: true, force: true });
+  }
   watched = [];
 });
 
@@ -185,19 +161,39 @@ describe('npm start under a process manager', () => {
       expect(services.filter((child) => / --import tsx \S+main\.ts/.test(commandLine(child))).length).toBe(stack.ports.length);
       const began = Date.now();
       process.kill(supervisor, 'SIGKILL');
-      await pollUntil(
-        async () => alive(services),
-        (left) => left.length === 0,
-        ORPHAN_EXIT_MS,
-        (left) => `still running ${ORPHAN_EXIT_MS} ms after the supervisor was killed:\n${left.map(commandLine).join('\n')}`,
-        100,
-      );
+      await untilGone(services, ORPHAN_EXIT_MS, (left) => `still running ${ORPHAN_EXIT_MS} ms after the supervisor was killed:\n${left.map(commandLine).join('\n')}`);
       const elapsedMs = Date.now() - began;
       const busy = (await Promise.all(stack.ports.map(async (port) => ((await portFree(port)) ? [] : [port])))).flat();
       expect(busy).toEqual([]);
       expect(elapsedMs).toBeLessThan(ORPHAN_EXIT_MS);
     },
     READY_TIMEOUT_MS + ORPHAN_EXIT_MS + 10_000,
+  );
+
+  test(
+    'When npm start started its own broker and the supervisor is SIGKILLed, then the services drain and exit, and then the reaper stops the broker',
+    async () => {
+      const stack = await startNpmStack({ ownBroker: true });
+      expect(stack.output()).toContain('(started here; stopped on exit)');
+      const [supervisor] = descendants(stack.npm.pid ?? 0).filter((pid) => commandLine(pid).includes('scripts/stack.ts'));
+      if (supervisor === undefined) throw new Error(`no scripts/stack.ts below npm:\n${stack.output()}`);
+      const [broker] = localKafkaNodes({ port: stack.kafkaPort ?? 0 }).flatMap((node) => node.pid() ?? []);
+      if (broker === undefined) throw new Error(`no broker pid file for port ${stack.kafkaPort}:\n${stack.output()}`);
+      // The broker runs in a session of its own (setsid): not below npm, and nothing but the reaper stops it.
+      expect(descendants(stack.npm.pid ?? 0)).not.toContain(broker);
+      const services = descendants(supervisor).filter((pid) => / --import tsx \S+main\.ts/.test(commandLine(pid)));
+      expect(services).toHaveLength(stack.ports.length);
+      watched = [...services, broker];
+      process.kill(supervisor, 'SIGKILL');
+      await untilGone(services, ORPHAN_EXIT_MS, (left) => `still running ${ORPHAN_EXIT_MS} ms after the supervisor was killed:\n${left.map(commandLine).join('\n')}`);
+      await untilGone([broker], BROKER_STOP_MS, () => `the broker (pid ${broker}) still runs ${BROKER_STOP_MS} ms after the services were gone`);
+      // The reaper's own account (on npm's stderr): it waited for the services, then stopped the broker.
+      const order = new RegExp(`npm start services: owner gone, waiting for pid [\\d, ]+\\n[\\s\\S]*Kafka on 127\\.0\\.0\\.1:${stack.kafkaPort}: owner gone, stopping pid ${broker}\\n`);
+      await pollUntil(async () => stack.output(), (output) => order.test(output), 2_000, (output) => `the reaper did not say it stopped the services, then the broker:\n${output}`, 100);
+      const busy = (await Promise.all([...stack.ports, stack.kafkaPort ?? 0].map(async (port) => ((await portFree(port)) ? [] : [port])))).flat();
+      expect(busy).toEqual([]);
+    },
+    READY_TIMEOUT_MS + BROKER_START_MS + ORPHAN_EXIT_MS + BROKER_STOP_MS + 10_000,
   );
 
   test(
@@ -224,13 +220,7 @@ describe('npm start under a process manager', () => {
         });
         watched = [servicePid];
         parent.kill('SIGKILL');
-        await pollUntil(
-          async () => alive([servicePid]),
-          (left) => left.length === 0,
-          ORPHAN_EXIT_MS,
-          () => `the service still runs ${ORPHAN_EXIT_MS} ms after its parent was killed:\n${readFileSync(logFile, 'utf8').slice(-4_000)}`,
-          100,
-        );
+        await untilGone([servicePid], ORPHAN_EXIT_MS, () => `the service still runs ${ORPHAN_EXIT_MS} ms after its parent was killed:\n${readFileSync(logFile, 'utf8').slice(-4_000)}`);
         // Its log is a file, so the drain's lines are there: a drain, not a crash.
         const messages = readFileSync(logFile, 'utf8')
           .split('\n')

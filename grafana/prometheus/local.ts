@@ -3,12 +3,15 @@
 // local ones, and the Debian binaries run as child processes. Used by
 // `npm start` (scripts/stack.ts) and test/prometheus.int.test.ts, so both
 // run what docker-compose.yml runs. `npm run ops-tools` installs the binaries.
+// Each tool's pid is handed to the reaper (scripts/reaper.ts): it stops with
+// the process that started it, even one killed outright.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { z } from 'zod';
+import { reapOnExit } from '../../scripts/reaper';
 
 const GRAFANA = path.resolve(__dirname, '..');
 export const PROMETHEUS_YML = path.join(GRAFANA, 'prometheus', 'prometheus.yml');
@@ -127,18 +130,24 @@ async function startTool(binary: string, port: number, args: string[]): Promise<
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const reaping = await reapOnExit(path.basename(binary), child.pid === undefined ? [] : [child.pid], { graceMs: STOP_TIMEOUT_MS });
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if ((await Promise.race([exited.then(() => 'exited'), delay(STOP_TIMEOUT_MS, 'timeout', { ref: false })])) === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      if ((await Promise.race([exited.then(() => 'exited'), delay(STOP_TIMEOUT_MS, 'timeout', { ref: false })])) === 'timeout') {
+        child.kill('SIGKILL');
+        await exited;
+      }
     }
+    await reaping.release();
   };
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${binary} exited during start-up:\n${output}`);
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`${binary} exited during start-up:\n${output}`);
+    }
     const ready = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1_000) }).then(
       (response) => response.ok,
       () => false,

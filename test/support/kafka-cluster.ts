@@ -38,7 +38,8 @@ export async function startKafkaCluster(brokerCount = 3): Promise<OwnedKafkaClus
   const dataDir = mkdtempSync(path.join(tmpdir(), 'pgo-test-cluster-'));
   let kafka: LocalKafka;
   try {
-    kafka = await startLocalKafka({ port: ports[0]!, ports, controllerPorts, brokers: brokerCount, dataDir, quiet: true, security: kafkaSecurity() });
+    // stopOnExit: if the jest worker dies before dispose(), the reaper stops the nodes.
+    kafka = await startLocalKafka({ port: ports[0]!, ports, controllerPorts, brokers: brokerCount, dataDir, quiet: true, security: kafkaSecurity(), stopOnExit: true });
   } catch (error) {
     rmSync(dataDir, { recursive: true, force: true });
     throw error;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { freePort } from '../../scripts/processes';
+import { reapOnExit, type Reaping } from '../../scripts/reaper';
 import { ensureDebianPackages } from './debian';
 import { pollUntil } from './poll';
 
@@ -14,6 +15,8 @@ interface Server {
   port: number;
   child: ChildProcess;
   exited: Promise<void>;
+  /** Stops it if the jest worker dies first (scripts/reaper.ts). */
+  reaping: Reaping;
 }
 
 export interface OwnedSentinelSet {
@@ -52,7 +55,7 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
   const launch = async (name: string, port: number, binary: string, args: string[], ready: string) => {
     const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    servers.set(port, { name, port, child, exited });
+    servers.set(port, { name, port, child, exited, reaping: await reapOnExit(`${name} on ${port}`, child.pid === undefined ? [] : [child.pid]) });
     let output = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} on ${port} not ready after 15 s:\n${output}`)), 15_000);
@@ -63,9 +66,10 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
           resolve();
         }
       });
-      child.once('exit', (code) => {
+      // `exited`, not a listener added now: the process may have exited while the reaper took its pid.
+      void exited.then(() => {
         clearTimeout(timer);
-        reject(new Error(`${name} on ${port} exited with ${code} during start-up:\n${output}`));
+        reject(new Error(`${name} on ${port} exited with ${child.exitCode ?? child.signalCode} during start-up:\n${output}`));
       });
     });
   };
@@ -97,6 +101,7 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
     for (const server of servers.values()) {
       if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
       await server.exited;
+      await server.reaping.release();
     }
   };
 
@@ -151,6 +156,7 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
       if (!server) throw new Error(`the primary (port ${port}) is not a server of this set`);
       server.child.kill('SIGKILL');
       await server.exited;
+      await server.reaping.release();
       return server.port;
     },
     untilFailover: (oldPort, timeoutMs = 30_000) =>
