@@ -20,6 +20,8 @@ export interface SessionOptions {
   label: string | undefined;
   /** Keep the services' logs even after a successful run. */
   keepLogs: boolean;
+  /** Nodes of the local Kafka to start (a benchmark's --brokers); KAFKA_BROKER_COUNT when absent. */
+  brokers?: number;
 }
 
 export interface BenchSession {
@@ -66,7 +68,8 @@ export async function openSession(options: SessionOptions): Promise<BenchSession
     else console.error(`the services' logs are in ${runDir}`);
   });
   console.error(`starting Kafka${env.KAFKA_BROKERS ? ' (KAFKA_BROKERS)' : ' on free ports (a broker of its own)'} …`);
-  const broker = await startBenchBroker(env);
+  const brokerCount = options.brokers ?? env.KAFKA_BROKER_COUNT;
+  const broker = await startBenchBroker(env, brokerCount);
   cleanup.defer('Kafka broker', broker.stop);
   const sampler = startSampler([
     { name: 'bench harness', pid: process.pid },
@@ -74,7 +77,9 @@ export async function openSession(options: SessionOptions): Promise<BenchSession
     ...(await localRedisProcess(env.REDIS_URL)),
   ]);
   cleanup.defer('sampler', sampler.stop);
-  const info = await collectRunInfo({ command: options.command, label: options.label, kafka: broker.description, redisUrl: env.REDIS_URL });
+  // The command as run: a node count from the environment is part of it.
+  const command = options.brokers === undefined && env.KAFKA_BROKER_COUNT !== 1 ? `KAFKA_BROKER_COUNT=${env.KAFKA_BROKER_COUNT} ${options.command}` : options.command;
+  const info = await collectRunInfo({ command, label: options.label, kafka: broker.description, redisUrl: env.REDIS_URL });
   const token = await mintToken({ secret: env.AUTH_JWT_SECRET, issuer: env.AUTH_JWT_ISSUER }, 'bench', ['payments:write', 'payments:read']);
 
   return {

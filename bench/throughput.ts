@@ -25,6 +25,8 @@ const USAGE = `usage: npm run bench [-- options]        (npm run bench:soak [-- 
                         written to docs/benchmarks/soak.{json,md}
   --skip-echo           no echo baseline (the soak never runs one)
   --profile             run the orchestrator with --cpu-prof; print its top self-time functions
+  --brokers N           start a local Kafka of N nodes (1; 3 = replication factor 3, min.insync.replicas 2);
+                        ignored with KAFKA_BROKERS
   --log-level LEVEL     the services' LOG_LEVEL (info, as in production)
   --max-connections N   open loop: most requests open at once; a send beyond it is counted unsent (256)
   --out PATH            where to write the results, without extension
@@ -47,6 +49,7 @@ function parseOptions() {
       soak: { type: 'boolean', default: false },
       'skip-echo': { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
+      brokers: { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'max-connections': { type: 'string', default: '256' },
       out: { type: 'string' },
@@ -61,6 +64,8 @@ function parseOptions() {
     return number;
   };
   if (values['flat-out'] && values.rate !== undefined) throw new Error(`--flat-out and --rate exclude each other\n${USAGE}`);
+  const brokers = values.brokers === undefined ? undefined : Number(values.brokers);
+  if (brokers !== undefined && !(Number.isInteger(brokers) && brokers >= 1 && brokers <= 5)) throw new Error(`--brokers must be a whole number from 1 to 5, not ${values.brokers}\n${USAGE}`);
   const soak = values.soak;
   return {
     help: values.help,
@@ -72,6 +77,7 @@ function parseOptions() {
     warmupS: values.warmup === undefined ? (soak ? 60 : 10) : Number(values.warmup),
     skipEcho: values['skip-echo'] || soak,
     profile: values.profile,
+    brokers,
     logLevel: values['log-level'],
     maxConnections: Math.round(positive('max-connections', values['max-connections'], 256)),
     out: values.out ?? (soak ? 'docs/benchmarks/soak' : 'docs/benchmarks/throughput'),
@@ -99,7 +105,13 @@ runBench(async (cleanup) => {
     return;
   }
   const args = process.argv.slice(2).filter((arg) => arg !== '--soak');
-  const session = await openSession({ cleanup, command: npmCommand(options.soak ? 'bench:soak' : 'bench', args), label: options.label, keepLogs: options.keepLogs });
+  const session = await openSession({
+    cleanup,
+    command: npmCommand(options.soak ? 'bench:soak' : 'bench', args),
+    label: options.label,
+    keepLogs: options.keepLogs,
+    ...(options.brokers === undefined ? {} : { brokers: options.brokers }),
+  });
   const routes = routesOf(session.rules, ['deposit', 'withdrawal'], 1);
 
   let echo: EchoResult | undefined;

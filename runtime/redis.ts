@@ -1,5 +1,6 @@
 import Redis, { Command, type RedisOptions } from 'ioredis';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { errorMessage } from './errors';
 import type { Logger } from './logger';
 
 export type { Redis };
@@ -87,11 +88,23 @@ export function parseRedisTarget(url: string): RedisTarget {
   return { options, description: `redis-sentinel://${hosts}/${name}`, ...wait };
 }
 
+/** What a connection that waits for replicas says about them (readiness). */
+export interface ReplicaConfirmation {
+  /**
+   * False once {@link UNCONFIRMED_WAITS_BEFORE_NOT_READY} batches of writes
+   * in a row (one `WAIT` each) were not confirmed by enough replicas in time
+   * (after a failover that left the primary without one, every write fails):
+   * the instance should not be sent work. True again at the next confirmed write, or when the primary lists
+   * enough replicas in sync. Always true without `waitReplicas`.
+   */
+  writesConfirmed(): boolean;
+}
+
 /**
  * A Redis connection whose keys all carry the given prefix; with a registry,
  * its command latency is measured. `url` is a REDIS_URL ({@link parseRedisTarget}).
  */
-export function createRedis(url: string, keyPrefix: string, logger: Logger, registry?: Registry): Redis {
+export function createRedis(url: string, keyPrefix: string, logger: Logger, registry?: Registry): Redis & ReplicaConfirmation {
   const target = parseRedisTarget(url);
   const redis = new Redis({
     ...target.options,
@@ -110,9 +123,9 @@ export function createRedis(url: string, keyPrefix: string, logger: Logger, regi
   });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   if (target.options.sentinels) redis.on('+switch-master', () => logger.warn({ redis: target.description }, 'redis primary changed (Sentinel failover)'));
-  if (target.waitReplicas > 0) waitForReplicas(redis, target, logger, registry);
+  const writesConfirmed = target.waitReplicas > 0 ? waitForReplicas(redis, target, logger, registry) : () => true;
   if (registry) measureCommands(redis, registry);
-  return redis;
+  return Object.assign(redis, { writesConfirmed });
 }
 
 type SendCommand = Redis['sendCommand'];
@@ -159,13 +172,23 @@ const WRITES = new Set(
   ).split(' '),
 );
 
-/** Thrown to a write's caller when the replicas did not confirm it: the write may or may not survive a failover. */
+/**
+ * Thrown to a write's caller when the replicas did not confirm it: the write
+ * may or may not survive a failover. The HTTP layer answers it with a
+ * retryable 503 `storage_unconfirmed` (runtime/http.ts): the same request
+ * again (same Idempotency-Key) is safe.
+ */
 export class NotReplicatedError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'NotReplicatedError';
   }
 }
+
+/** Batches of writes in a row (one `WAIT` each: the writes sent together) not confirmed by the replicas before {@link ReplicaConfirmation.writesConfirmed} turns false. */
+export const UNCONFIRMED_WAITS_BEFORE_NOT_READY = 3;
+/** While writes are unconfirmed, how often the primary's in-sync replicas are counted (`ROLE`), so readiness returns without traffic. */
+const REPLICA_PROBE_MS = 1_000;
 
 /**
  * Makes every write's reply wait until `waitReplicas` replicas have it. Writes
@@ -175,12 +198,42 @@ export class NotReplicatedError extends Error {
  * is lost in between (the primary died), the write fails rather than trust a
  * `WAIT` answered by a new primary that may never have seen it: the caller
  * retries, which every write here tolerates (idempotency key, compare-and-set).
+ *
+ * Returns whether writes are being confirmed ({@link ReplicaConfirmation}):
+ * false after {@link UNCONFIRMED_WAITS_BEFORE_NOT_READY} `WAIT`s in a row
+ * found too few replicas (a lost connection does not count: the next write
+ * goes to the new primary). Then `ROLE` counts the primary's replicas every
+ * second, since an instance taken out of the load balancer may get no write
+ * to confirm; enough of them, or a confirmed write, make it true again.
  */
-function waitForReplicas(redis: Redis, target: RedisTarget, logger: Logger, registry?: Registry): void {
+function waitForReplicas(redis: Redis, target: RedisTarget, logger: Logger, registry?: Registry): () => boolean {
   const { waitReplicas, waitTimeoutMs } = target;
   const unconfirmed = registry
     ? new Counter({ name: 'redis_writes_not_replicated_total', help: 'Writes failed because fewer replicas than required confirmed them in time', registers: [registry] })
     : undefined;
+
+  let shortWaits = 0;
+  let probe: NodeJS.Timeout | undefined;
+  const confirmed = () => {
+    if (shortWaits >= UNCONFIRMED_WAITS_BEFORE_NOT_READY) logger.warn({ waitReplicas }, 'redis writes are confirmed by the replicas again');
+    shortWaits = 0;
+    clearInterval(probe);
+    probe = undefined;
+  };
+  const countReplicas = async () => {
+    if (redis.status !== 'ready') return;
+    // ["master", offset, [[host, port, offset], ...]]: only the replicas that are in sync (online) are listed.
+    const role = (await redis.role().catch(() => [])) as unknown[];
+    if (role[0] === 'master' && Array.isArray(role[2]) && role[2].length >= waitReplicas) confirmed();
+  };
+  const shortWait = () => {
+    shortWaits += 1;
+    if (shortWaits !== UNCONFIRMED_WAITS_BEFORE_NOT_READY) return;
+    logger.error({ waitReplicas, waitTimeoutMs, writes: shortWaits }, 'redis writes are not confirmed by the replicas: not ready until they are');
+    probe = setInterval(() => void countReplicas(), REPLICA_PROBE_MS).unref();
+  };
+  redis.once('end', () => clearInterval(probe));
+
   let batch: Promise<void> | undefined;
   const nextBatch = (): Promise<void> => {
     if (batch) return batch;
@@ -193,11 +246,21 @@ function waitForReplicas(redis: Redis, target: RedisTarget, logger: Logger, regi
         const wait = new Command('wait', [waitReplicas, waitTimeoutMs]);
         // Through the outer sendCommand, so the WAIT itself shows in the latency histogram (its cost).
         void redis.sendCommand(wait);
-        wait.promise.then((acknowledged: unknown) => {
-          if (redis.stream !== socket) reject(new NotReplicatedError('the Redis connection changed before the write was confirmed on a replica'));
-          else if (Number(acknowledged) < waitReplicas) reject(new NotReplicatedError(`write confirmed by ${String(acknowledged)} of ${waitReplicas} replica(s) within ${waitTimeoutMs} ms`));
-          else resolve();
-        }, reject);
+        wait.promise.then(
+          (acknowledged: unknown) => {
+            if (redis.stream !== socket) {
+              reject(new NotReplicatedError('the Redis connection changed before the write was confirmed on a replica'));
+            } else if (Number(acknowledged) < waitReplicas) {
+              shortWait();
+              reject(new NotReplicatedError(`write confirmed by ${String(acknowledged)} of ${waitReplicas} replica(s) within ${waitTimeoutMs} ms`));
+            } else {
+              confirmed();
+              resolve();
+            }
+          },
+          // WAIT itself refused (sent to a server that is a replica now): the write is not known to be on a replica either.
+          (error: unknown) => reject(new NotReplicatedError(`the replicas' confirmation failed: ${errorMessage(error)}`, { cause: error })),
+        );
       });
     });
     // Callers attach later; an unconfirmed batch must not be an unhandled rejection meanwhile.
@@ -228,4 +291,5 @@ function waitForReplicas(redis: Redis, target: RedisTarget, logger: Logger, regi
     }
     return send(command, ...rest);
   };
+  return () => shortWaits < UNCONFIRMED_WAITS_BEFORE_NOT_READY;
 }

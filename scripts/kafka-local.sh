@@ -16,8 +16,12 @@
 # Usage: scripts/kafka-local.sh fetch|start|stop|status [--brokers N]
 #        npm run kafka -- start --brokers 3
 #
+# `start` records the node count in the data dir (broker-count); `stop` and
+# `status` without --brokers read it, so they find a cluster started on the
+# same port (KAFKA_PORT, KAFKA_DATA_DIR) as well as a single broker.
+#
 # Environment (all optional):
-#   KAFKA_BROKER_COUNT     nodes, as --brokers                     default 1
+#   KAFKA_BROKER_COUNT     nodes, as --brokers                     default 1 (stop, status: what start recorded)
 #   KAFKA_PORT             first broker port (PLAINTEXT)           default 9092
 #   KAFKA_PORTS            every broker port, comma-separated      default KAFKA_PORT, KAFKA_PORT+1, ...
 #   KAFKA_CONTROLLER_PORT  first KRaft controller port             default KAFKA_PORT+1 (one node), KAFKA_PORT+10000 (cluster)
@@ -41,7 +45,7 @@ KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM
 
 COMMAND="${1:-}"
 shift || true
-BROKER_COUNT="${KAFKA_BROKER_COUNT:-1}"
+BROKER_COUNT="${KAFKA_BROKER_COUNT:-}"
 while (($# > 0)); do
   case "$1" in
     --brokers) BROKER_COUNT="${2:-}"; shift; shift || true ;;
@@ -49,11 +53,48 @@ while (($# > 0)); do
     *) echo "kafka-local: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ "$BROKER_COUNT" =~ ^[1-9][0-9]*$ ]] || { echo "kafka-local: --brokers needs a positive number, got '$BROKER_COUNT'" >&2; exit 2; }
 
 PORT="${KAFKA_PORT:-9092}"
-if ((BROKER_COUNT == 1)); then CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"; else CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 10000))}"; fi
 CACHE_DIR="${KAFKA_CACHE_DIR:-${HOME}/.cache/pgo-kafka/${KAFKA_VERSION}}"
+
+# Alive and not a zombie (a broker that died while still our child stays a zombie).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)"
+  [[ "$state" != "Z" ]]
+}
+
+# The pid file $1 names a live process that is a broker (not a reused pid); prints the pid.
+live_broker_in() {
+  local pid
+  [[ -f "$1" ]] || return 1
+  pid="$(cat "$1" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+  echo "$pid"
+}
+
+# The file where `start` records how many nodes it started, in the data dir.
+COUNT_FILE_NAME="broker-count"
+# For stop and status without a count: what start recorded for this port. Without
+# KAFKA_DATA_DIR a cluster's data dir (cluster-<port>) is not a single broker's
+# (data-<port>), so the cluster's record is read, unless a single broker of this port runs.
+recorded_broker_count() {
+  local count
+  count="$(cat "${KAFKA_DATA_DIR:-$CACHE_DIR/cluster-$PORT}/$COUNT_FILE_NAME" 2>/dev/null || true)"
+  if [[ ! "$count" =~ ^[1-9][0-9]*$ ]] || { [[ -z "${KAFKA_DATA_DIR:-}" ]] && live_broker_in "$CACHE_DIR/data-$PORT/broker.pid" >/dev/null; }; then
+    count=1
+  fi
+  echo "$count"
+}
+if [[ -z "$BROKER_COUNT" ]]; then
+  if [[ "$COMMAND" == stop || "$COMMAND" == status ]]; then BROKER_COUNT="$(recorded_broker_count)"; else BROKER_COUNT=1; fi
+fi
+[[ "$BROKER_COUNT" =~ ^[1-9][0-9]*$ ]] || { echo "kafka-local: --brokers needs a positive number, got '$BROKER_COUNT'" >&2; exit 2; }
+
+if ((BROKER_COUNT == 1)); then CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"; else CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 10000))}"; fi
 LIBS_DIR="$CACHE_DIR/libs"
 FETCH_MARKER="$CACHE_DIR/.fetch-complete"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -141,24 +182,8 @@ do_fetch() {
   log "fetched $(ls "$LIBS_DIR" | wc -l) jars in $((SECONDS - started))s"
 }
 
-# Alive and not a zombie (a broker that died while still our child stays a zombie).
-alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local state
-  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null || true)"
-  [[ "$state" != "Z" ]]
-}
-
-# The pid file of node index $1 names a live process that is our broker (not a reused pid).
-broker_pid() {
-  local file="${NODE_PIDS[$1]}" pid
-  [[ -f "$file" ]] || return 1
-  pid="$(cat "$file" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-  echo "$pid"
-}
+# The pid file of node index $1 names a live process that is our broker.
+broker_pid() { live_broker_in "${NODE_PIDS[$1]}"; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -391,6 +416,7 @@ do_start() {
       ((waited < START_TIMEOUT)) || die "broker(s) alive but $BOOTSTRAP does not answer with $BROKER_COUNT broker(s); see ${NODE_LOGS[*]}"
       sleep 1; waited=$((waited + 1))
     done
+    echo "$BROKER_COUNT" >"$DATA_DIR/$COUNT_FILE_NAME"
     log "already running ($(pids_text))"
     print_facts
     return 0
@@ -399,6 +425,8 @@ do_start() {
 
   do_fetch
   local started=$SECONDS
+  # Recorded before the wait, so a stop without --brokers finds a start that hangs or is interrupted.
+  echo "$BROKER_COUNT" >"$DATA_DIR/$COUNT_FILE_NAME"
   # A cluster's nodes start together: each waits for a quorum of controllers.
   for i in "${to_start[@]}"; do launch_node "$i"; done
 
@@ -435,6 +463,7 @@ do_stop() {
     if pid="$(broker_pid "$i")"; then pids+=("$pid"); else rm -f "${NODE_PIDS[i]}"; fi
   done
   if ((${#pids[@]} == 0)); then
+    rm -f "$DATA_DIR/$COUNT_FILE_NAME"
     log "not running on $BOOTSTRAP"
     return 0
   fi
@@ -456,6 +485,7 @@ do_stop() {
     fi
   done
   for ((i = 0; i < BROKER_COUNT; i++)); do rm -f "${NODE_PIDS[i]}"; done
+  rm -f "$DATA_DIR/$COUNT_FILE_NAME"
   log "stopped"
 }
 
