@@ -30,8 +30,10 @@ const serves = (rule: GatewayRule, route: Route) =>
   rule.regions.includes(route.region) &&
   rule.paymentTypes.includes(route.type) &&
   rule.currencies.includes(route.currency) &&
-  BigInt(rule.amountBounds?.[route.currency]?.min ?? '1') <= MIN_AMOUNT &&
-  BigInt(rule.amountBounds?.[route.currency]?.max ?? MAX_AMOUNT) >= MAX_AMOUNT;
+  // A served currency without a bound is not routed (no-amount-bound).
+  rule.amountBounds?.[route.currency] !== undefined &&
+  BigInt(rule.amountBounds[route.currency]?.min ?? '1') <= MIN_AMOUNT &&
+  BigInt(rule.amountBounds[route.currency]?.max ?? MAX_AMOUNT) >= MAX_AMOUNT;
 
 /**
  * Every (type, region, currency) that at least `minGateways` rules serve for

@@ -3,7 +3,8 @@ import { startBackoffice, type RunningBackoffice } from '../backoffice/main';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import type { GatewayRule } from '../topics/schemas';
 import { asService, testLogger } from './support/env';
-import { deposit, postPayment, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
+import { pollUntil } from './support/poll';
+import { deposit, postPayment, publishRules, rule, startTestStack, untilRouting, type TestStack } from './support/stack';
 
 // One gateway serving EUR and JPY with a bound per currency, and a fallback serving both without a cap that
 // matters: which one a payment goes to says which bound selection applied.
@@ -89,5 +90,36 @@ describe('amount bounds per currency', () => {
 
     const eur = await postPayment(stack.baseUrl, deposit({ currency: 'EUR', amount: '1000000' }));
     expect(firstGateway(eur.body)).toBe(BOUNDED);
+  });
+
+  test('When a rule without bounds reaches the topic another way (by hand, from before bounds per currency), then no payment is routed to it; the back office still marks it unavailable, but refuses to make it available or publish it again as it is until a whole rule with bounds is sent', async () => {
+    // First by id and by far the heaviest: selection would pick it for every EUR payment if it were served.
+    const LEGACY = 'a-legacy';
+    const { amountBounds: _bounds, ...unbounded } = rule(LEGACY, { currencies: ['EUR'], weight: 1000 });
+    await publishRules(stack.kafka, stack.topics, [{ ...unbounded, minAmount: '100', maxAmount: '100000000' } as GatewayRule]);
+    await untilRouting(stack.baseUrl, (routing) => routing.gateways.some((gateway) => gateway.gatewayId === LEGACY));
+
+    const eur = await postPayment(stack.baseUrl, deposit({ currency: 'EUR', amount: '10000' }));
+    expect(eur.status).toBe(202);
+    const routing = (eur.body as { attempts: Array<{ routing: { chosen: string; excluded: unknown[] } }> }).attempts[0]?.routing;
+    expect(routing?.chosen).toBe(BOUNDED);
+    expect(routing?.excluded).toContainEqual({ gatewayId: LEGACY, reason: 'no-amount-bound' });
+
+    const headers = { authorization: `Bearer ${operator}`, 'content-type': 'application/json' };
+    const read = () => fetch(`${backofficeUrl}/v1/gateways/${LEGACY}`, { headers });
+    await pollUntil(read, (response) => response.status === 200, 10_000, (response) => `the back office never saw ${LEGACY}: ${response.status}`);
+    const mark = (state: 'available' | 'unavailable') =>
+      fetch(`${backofficeUrl}/v1/gateways/${LEGACY}/${state}`, { method: 'POST', headers, body: JSON.stringify(state === 'unavailable' ? { reason: 'PSP maintenance' } : {}) });
+    // Taking it out of routing is never refused: an operator in an incident must not be told to fix a rule first.
+    expect((await mark('unavailable')).status).toBe(200);
+    const refused = await mark('available');
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as ErrorView).error).toMatchObject({ code: 'invalid_rule', field: 'amountBounds.EUR', message: expect.stringMatching(/PUT/) });
+
+    const reread = await read();
+    const { rule: held } = (await reread.json()) as { rule: Omit<GatewayRule, 'gatewayId'> };
+    const fixed = await put(LEGACY, { ...held, amountBounds: { EUR: BOUNDS.EUR } }, String(reread.headers.get('etag')));
+    expect(fixed.status).toBe(200);
+    expect((await mark('available')).status).toBe(200);
   });
 });

@@ -174,7 +174,8 @@ export const gatewayRule = z.object({
    * (`{"EUR": {"min": "100", "max": "100000000"}, "JPY": {...}}`): one number
    * means very different sums in different currencies. The back office
    * refuses a rule that serves a currency without a bound for it; a rule
-   * that reached the topic another way is unbounded in such a currency.
+   * that reached the topic another way serves no payment in such a
+   * currency (selection excludes it as `no-amount-bound`).
    */
   amountBounds: z.record(currency, amountBound).optional(),
   weight: z.number().int().min(0).max(1000),

@@ -157,6 +157,7 @@ export function backofficeRoutes(app: Express, deps: BackofficeRouteDeps): void 
     const topicVersion = divergence.topic.version === null ? 'none' : `version ${divergence.topic.version}`;
     const why = `republished after divergence (${divergence.kind}: topic ${topicVersion}, audited version ${divergence.audited.version})`;
     const result = await deps.write({ kind: 'republish', gatewayId, audited: audited.after, reason: note ? `${why}: ${note}` : why }, principalOf(res));
+    if (result.outcome === 'rejected') throw new AppError(result.status, result.code, result.message, result.field);
     if (result.outcome !== 'changed') throw new AppError(409, 'conflict', `gateway ${gatewayId} was not re-published; read it again`, 'id');
     // Compared again at once, so the answer (and the metric) says whether the topic agrees now.
     await deps.reconciler.run();

@@ -1,5 +1,6 @@
 import type { RuleAuditAction } from '../../topics/schemas';
 import type { GatewayRule } from '../../topics/schemas';
+import { amountBoundIssues } from './validate';
 
 /** A gateway's rule as the back office holds it: the rule, its version, and who set it when. */
 export interface RuleEntry {
@@ -29,8 +30,8 @@ export interface RuleState {
 
 export interface Rejection {
   outcome: 'rejected';
-  status: 404 | 412 | 428;
-  code: 'not_found' | 'precondition_failed' | 'precondition_required';
+  status: 404 | 409 | 412 | 428;
+  code: 'not_found' | 'invalid_rule' | 'precondition_failed' | 'precondition_required';
   message: string;
   field?: string;
 }
@@ -68,6 +69,24 @@ const required = (gatewayId: string, current: number): Rejection => ({
   field: 'If-Match',
 });
 
+/**
+ * A rule this change would publish that the back office would refuse as a body (a served currency without an
+ * amount bound: a rule from before bounds per currency, or one published by hand): it is not published again as
+ * it is, whichever path asks. Only a whole rule sent with PUT can fix it.
+ */
+const unpublishable = (gatewayId: string, after: GatewayRule): Rejection | undefined => {
+  const [issue, ...others] = amountBoundIssues(after);
+  if (!issue) return undefined;
+  const more = others.length === 0 ? '' : ` (and ${others.length} more)`;
+  return {
+    outcome: 'rejected',
+    status: 409,
+    code: 'invalid_rule',
+    message: `the rule of gateway ${gatewayId} cannot be published again as it is: ${issue.path.join('.')}: ${issue.message}${more}. Send the whole rule with PUT /v1/gateways/${gatewayId}`,
+    field: issue.path.join('.'),
+  };
+};
+
 /** Top-level rule fields whose value differs (JSON equality). */
 export function changedFields(before: GatewayRule | null, after: GatewayRule | null): string[] {
   const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
@@ -83,7 +102,11 @@ export function changedFields(before: GatewayRule | null, after: GatewayRule | n
 export function decide(command: RuleCommand, state: RuleState): Decision {
   const { entry } = state;
   const nextVersion = Math.max(state.lastVersion, entry?.version ?? 0) + 1;
+  // Every path that publishes a rule holds it to the bounds check (a PUT body was already checked at the edge),
+  // except taking a gateway out of routing: an operator marking a gateway unavailable in an incident is never refused.
   const change = (action: RuleAuditAction, after: GatewayRule | null, reason?: string): Decision => {
+    const refused = after === null || action === 'marked-unavailable' ? undefined : unpublishable(command.gatewayId, after);
+    if (refused) return refused;
     const before = entry?.rule ?? null;
     return { outcome: 'change', action, before, after, version: nextVersion, changedFields: changedFields(before, after), ...(reason === undefined ? {} : { reason }) };
   };

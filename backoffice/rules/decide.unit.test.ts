@@ -9,6 +9,7 @@ const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): GatewayRule
   regions: ['EU'],
   paymentTypes: ['deposit'],
   currencies: ['EUR'],
+  amountBounds: { EUR: { min: '100', max: '100000000' } },
   weight: 1,
   timeoutMs: 5000,
   timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },
@@ -50,6 +51,20 @@ describe('deciding a rule change', () => {
     expect(decide({ kind: 'set-availability', gatewayId: 'alpha', available: false, reason: 'maintenance' }, { entry: marked, lastVersion: 4 })).toMatchObject({ outcome: 'unchanged' });
     const back = decide({ kind: 'set-availability', gatewayId: 'alpha', available: true }, { entry: marked, lastVersion: 4 });
     expect(back).toMatchObject({ outcome: 'change', action: 'marked-available', changedFields: ['available', 'unavailableReason'] });
+  });
+
+  it('When the rule in force serves a currency without a bound (published before bounds, or by hand), then marking it available or re-publishing it is 409 invalid_rule naming the bound and nothing is decided, while marking it unavailable goes through', () => {
+    const { amountBounds: _bounds, ...unbounded } = rule('alpha');
+    const state = { entry: { ...entry(3), rule: unbounded }, lastVersion: 3 };
+    const refused = { outcome: 'rejected', status: 409, code: 'invalid_rule', field: 'amountBounds.EUR' };
+    // Taking it out of routing is never refused (an incident must not wait for a rule fix).
+    expect(decide({ kind: 'set-availability', gatewayId: 'alpha', available: false, reason: 'maintenance' }, state)).toMatchObject({ outcome: 'change', action: 'marked-unavailable' });
+    expect(decide({ kind: 'set-availability', gatewayId: 'alpha', available: true }, { ...state, entry: { ...state.entry, rule: { ...unbounded, available: false } } })).toMatchObject(refused);
+    expect(decide({ kind: 'republish', gatewayId: 'alpha', audited: unbounded, reason: 'republished after divergence' }, state)).toMatchObject(refused);
+    expect(decide({ kind: 'republish', gatewayId: 'alpha', audited: rule('alpha', { currencies: ['EUR', 'JPY'] }), reason: 'r' }, state)).toMatchObject({ ...refused, field: 'amountBounds.JPY' });
+    // A removal publishes no rule: nothing to check. Nor does a change that changes nothing.
+    expect(decide({ kind: 'republish', gatewayId: 'alpha', audited: null, reason: 'r' }, state)).toMatchObject({ outcome: 'change', after: null });
+    expect(decide({ kind: 'set-availability', gatewayId: 'alpha', available: true }, state)).toMatchObject({ outcome: 'unchanged' });
   });
 
   it('When a removal has no rule to remove, then it is 404', () => {

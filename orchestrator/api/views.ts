@@ -35,6 +35,7 @@ const exclusionReasons = [
   'region',
   'payment-type',
   'currency',
+  'no-amount-bound',
   'below-min-amount',
   'above-max-amount',
   'disabled',

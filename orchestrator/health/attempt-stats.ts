@@ -15,8 +15,9 @@ const SLICES = 10;
 /**
  * Attempt outcomes per gateway over a sliding window (e.g. the last five
  * minutes), kept as counts per time slice so memory stays bounded whatever
- * the traffic. Unlike the health weights' moving averages these are plain
- * counts, which several instances' reports can be summed from.
+ * the traffic. Unlike the health weights' shares of each instance's last
+ * outcomes, these are plain counts, which several instances' reports can be
+ * summed from.
  */
 export function createAttemptStats(windowMs: number) {
   const sliceMs = Math.max(1, Math.floor(windowMs / SLICES));

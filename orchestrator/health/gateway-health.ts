@@ -6,23 +6,26 @@ import type { GatewayHealthChanged, GatewayRule } from '../../topics/schemas';
  * The whole health model of a gateway, in one place: whether selection may
  * use it (its circuit) and how much traffic it gets (its health factor).
  *
- *                      technical failure (timeout, retryable error): streak += 1
- *                      success or business decline:                   streak  = 0
+ *                   technical failure (timeout, retryable error): streak += 1
+ *                   success or business decline:                   streak  = 0
  *
- *   ┌──────────┐  (a) streak reaches `consecutiveFailures`,          ┌──────────┐
- *   │  closed  │      unless the region's ejection cap is reached    │   open   │
- *   │ weight = │  (b) failure share > threshold over ≥ volume        │ (ejected)│
- *   │ rule ×   │──────outcomes in the rolling window (opossum) ─────▶│ for  min(│
- *   │ factor   │  (c) another instance published `open`              │ base × n,│
- *   └──────────┘                                                     │  max) ms │
- *        ▲                                                           └──────────┘
- *        │ trial succeeds                     trial fails: n += 1         │ ejection time over
- *        │ (or `closed` published)        ┌─────────────────────────────┐ ▼
- *        │                                │                          ┌───────────┐
- *        └────────────────────────────────┼──────────────────────────│ half-open │ one trial attempt at a time
- *                                         └─────────────────────────▶└───────────┘
+ *  ┌──────────┐ (a) streak reaches `consecutiveFailures`,        ┌──────────────┐
+ *  │  closed  │     unless the region's ejection cap is reached  │     open     │
+ *  │ weight = │ (b) failure share > threshold over ≥ volume      │  (ejected)   │
+ *  │  rule ×  │     outcomes in the rolling window (opossum)     │min(base × n, │
+ *  │  factor  │ (c) another instance published `open`            │   max) ms    │
+ *  └──────────┘─────────────────────────────────────────────────▶└──────────────┘
+ *       ▲                                                            │       ▲
+ *       │                                         ejection time over │       │  trial fails: n += 1
+ *       │                                                            ▼       │
+ *       │                                                        ┌──────────────┐
+ *       └────────────────────────────────────────────────────────│  half-open   │
+ *         trial succeeds (or `closed` published)                 │ one trial at │
+ *                                                                │    a time    │
+ *                                                                └──────────────┘
  *
- *   n = ejections in a row; it starts over once the gateway has stayed closed for `maxEjectionMs`.
+ *   n = ejections in a row, this one included; base = `resetTimeoutMs`, max = `maxEjectionMs`; n starts over
+ *   once the gateway has stayed closed for `maxEjectionMs`.
  *
  *   factor (closed only) from the gateway's last `windowOutcomes` answers and timeouts, not a time window:
  *     success = clamp((rate − 0.5) / 0.45)                       1 at ≥ 95 % technical success, 0 at ≤ 50 %

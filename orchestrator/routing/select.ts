@@ -13,6 +13,7 @@ export type ExclusionReason =
   | 'region'
   | 'payment-type'
   | 'currency'
+  | 'no-amount-bound'
   | 'below-min-amount'
   | 'above-max-amount'
   | 'disabled'
@@ -47,15 +48,21 @@ function ruleExclusion(payment: RoutablePayment, rule: GatewayRule): ExclusionRe
   if (!rule.regions.includes('*') && !rule.regions.includes(payment.region)) return 'region';
   if (!rule.paymentTypes.includes(payment.type)) return 'payment-type';
   if (!rule.currencies.includes(payment.currency)) return 'currency';
-  // The payment's own currency's bound: minor units mean different sums in different currencies.
+  // The payment's own currency's bound: minor units mean different sums in different currencies, so a served
+  // currency without one (a rule that did not come through the back office, which refuses it) is not served at all.
   const bound = rule.amountBounds?.[payment.currency];
+  if (bound === undefined) return 'no-amount-bound';
   const amount = BigInt(payment.amount);
-  if (bound?.min !== undefined && amount < BigInt(bound.min)) return 'below-min-amount';
-  if (bound?.max !== undefined && amount > BigInt(bound.max)) return 'above-max-amount';
+  if (bound.min !== undefined && amount < BigInt(bound.min)) return 'below-min-amount';
+  if (bound.max !== undefined && amount > BigInt(bound.max)) return 'above-max-amount';
   if (!rule.enabled) return 'disabled';
   if (!rule.available) return 'unavailable';
   return undefined;
 }
+
+/** The currencies a rule serves but gives no amount bound for: selection never routes them (`no-amount-bound`). */
+export const unboundedCurrencies = (rule: Pick<GatewayRule, 'currencies' | 'amountBounds'>): string[] =>
+  rule.currencies.filter((currency) => rule.amountBounds?.[currency] === undefined);
 
 /** The gateways whose rules could ever serve this payment, ignoring availability and health. */
 export function servesPayment(payment: RoutablePayment, rule: GatewayRule): boolean {

@@ -1,6 +1,6 @@
-import type { GatewayRule } from '../../topics/schemas';
+import { gatewayRule, type GatewayRule } from '../../topics/schemas';
 import { validRule as rule } from '../test-fixtures';
-import { selectGateway, servesPayment, type ExclusionReason, type RoutablePayment, type SelectionInput } from './select';
+import { selectGateway, servesPayment, unboundedCurrencies, type ExclusionReason, type RoutablePayment, type SelectionInput } from './select';
 
 /** The largest double below 1: what Math.random() can return at most. */
 const JUST_BELOW_ONE = 1 - 2 ** -53;
@@ -84,9 +84,16 @@ describe('selectGateway: which gateways are eligible', () => {
     expect(reasonFor({ ...euDeposit, currency: 'JPY', amount: '99' }, gateway)).toBe('below-min-amount');
   });
 
-  test('When a rule has no bound for the currency (it did not come through the back office), then that currency is unbounded', () => {
+  test("When a rule serves a currency without a bound for it (it did not come through the back office), then that currency is excluded for 'no-amount-bound', whatever the amount", () => {
     const gateway = rule('partial', { currencies: ['EUR', 'USD'], amountBounds: { EUR: { max: '500' } } });
-    expect(reasonFor({ ...euDeposit, currency: 'USD', amount: '999999999' }, gateway)).toBeUndefined();
+    expect(reasonFor({ ...euDeposit, currency: 'USD', amount: '1' }, gateway)).toBe('no-amount-bound');
+    expect(reasonFor({ ...euDeposit, currency: 'USD', amount: '999999999' }, gateway)).toBe('no-amount-bound');
+    expect(reasonFor({ ...euDeposit, amount: '500' }, gateway)).toBeUndefined();
+    expect(unboundedCurrencies(gateway)).toEqual(['USD']);
+    // A legacy rule (minAmount/maxAmount, dropped by the schema) has no bound at all: it routes nothing.
+    const legacy = gatewayRule.parse({ ...rule('legacy'), amountBounds: undefined, minAmount: '100', maxAmount: '500' });
+    expect(reasonFor(euDeposit, legacy)).toBe('no-amount-bound');
+    expect(servesPayment(euDeposit, legacy)).toBe(false);
   });
 
   test('When limits are compared, then they are compared as numbers, not as strings', () => {

@@ -9,15 +9,13 @@ import { startGateway, type RunningGateway } from '../../gateways/main';
 import type { SandboxSettings } from '../../gateways/sandbox';
 import { startOrchestrator, type OrchestratorOverrides, type RunningOrchestrator } from '../../orchestrator/main';
 import { loadOrchestratorConfig } from '../../orchestrator/config';
+import { anyAmountBounds } from '../../orchestrator/test-fixtures';
 import { loadGatewayConfig } from '../../gateways/config';
 import type { Payment } from '../../orchestrator/state/payment';
 import type { HealthExplanation } from '../../orchestrator/health/gateway-health';
 import { collectTopic } from './collect';
 import { asService, harnessKafka, isolatedNamespace, kafkaCredentials, kafkaSecurity, testLogger, fetchApi } from './env';
 import { pollUntil } from './poll';
-
-/** A bound that lets any valid amount through, for rules whose tests are not about amounts. */
-const ANY_AMOUNT = { min: '1', max: '999999999999999999' };
 
 /**
  * A valid rule serving EUR and USD in the EU. Every currency it serves gets a bound letting any amount through
@@ -31,7 +29,7 @@ export const rule = (gatewayId: string, fields: Partial<GatewayRule> = {}): Gate
     regions: ['EU'],
     paymentTypes: ['deposit', 'withdrawal'],
     currencies,
-    amountBounds: Object.fromEntries(currencies.map((currency) => [currency, ANY_AMOUNT])),
+    amountBounds: anyAmountBounds(currencies),
     weight: 1,
     timeoutMs: 5000,
     timeoutPolicy: { deposit: 'failover', withdrawal: 'cancel-first' },
