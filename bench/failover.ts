@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBench } from './cleanup';
+import { formatProfile } from './cpu-profile';
 import { gatewayFault, killOrchestrator, overload, type ScenarioFindings, type ScenarioName, type TrafficFindings } from './failover-scenarios';
 import type { LoadPlan } from './load';
 import { paymentBody, routesOf } from './payments';
@@ -33,6 +34,7 @@ const USAGE = `usage: npm run bench:failover [-- options]
   --out PATH            where to write the results, without extension (docs/benchmarks/failover)
   --label TEXT          a note printed at the top of the results
   --keep-logs           keep the services' logs (kept anyway when the run fails)
+  --profile             run the orchestrator(s) with --cpu-prof; print the top self-time functions per scenario
   --help`;
 
 const SCENARIOS: readonly ScenarioName[] = ['hang', 'error', 'kill', 'overload'];
@@ -74,6 +76,7 @@ function parseOptions() {
       out: { type: 'string', default: 'docs/benchmarks/failover' },
       label: { type: 'string' },
       'keep-logs': { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -101,6 +104,7 @@ function parseOptions() {
     out: values.out,
     label: values.label,
     keepLogs: values['keep-logs'],
+    profile: values.profile,
   };
   if (options.faultAtS >= options.durationS) throw new Error(`--fault-at must fall inside --duration\n${USAGE}`);
   return options;
@@ -326,7 +330,9 @@ runBench(async (cleanup) => {
       orchestrators: name === 'kill' ? 2 : 1,
       logLevel: options.logLevel,
       scenario: hooks(name),
+      ...(options.profile ? { profileDir: session.subDir(`profile-${name}`) } : {}),
     });
+    if (phase.profile) console.log(formatProfile(phase.profile));
     scenarios.push({ name, description: descriptions[name], phase });
     console.error(`${name}: ${JSON.stringify({ ...phase.scenario, overloaded: phase.overloaded })}`);
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createTokenVerifier } from '../runtime/auth';
+import { createTokenVerifier, requireScope } from '../runtime/auth';
 import { Counter } from 'prom-client';
 import { SIGNATURE_HEADER, ruleSignatureCheck, signMessage, signatureCheck } from '../runtime/signing';
 import type { ParkedLedger } from '../runtime/compacted';
@@ -14,6 +14,7 @@ import { topicNames } from '../topics/names';
 import { gatewayHealthChanged, resultMessage, reviewResolved, ruleEvent, type GatewayHealthChanged } from '../topics/schemas';
 import { openApiRoutes } from './api/openapi';
 import { paymentRoutes } from './api/payments';
+import { admissionGate } from './api/admission-gate';
 import { createTerminalWaits } from './api/terminal-waits';
 import { loadOrchestratorConfig, type OrchestratorConfig } from './config';
 import { createAcceptPayment } from './dispatch/accept';
@@ -29,6 +30,7 @@ import { handleReviewResolution } from './reviews/consumer';
 import { createRateLimiter } from './routing/rate-limit';
 import { createRouter } from './routing/router';
 import { createRuleBook } from './routing/rules';
+import { unboundedCurrencies } from './routing/select';
 import { createPaymentStore } from './state/store';
 import { startTimeoutScheduler } from './timeouts/scheduler';
 import { createResultsReadProgress } from './timeouts/read-progress';
@@ -114,6 +116,10 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
           { gatewayId, type: event.type, rule: event.type === 'rule.changed' ? event.rule : null, version: event.version, changedBy: event.changedBy, offset },
           'routing rule applied',
         );
+        const unbounded = event.type === 'rule.changed' ? unboundedCurrencies(event.rule) : [];
+        if (unbounded.length > 0) {
+          logger.warn({ gatewayId, currencies: unbounded, version: event.version, offset }, 'routing rule serves currencies without an amount bound: they are not routed to it (no-amount-bound)');
+        }
       },
     });
     lifecycle.add('rules follower', () => rules.consumer.disconnect());
@@ -257,7 +263,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       logger,
     });
     lifecycle.add('admission', async () => admission.stop());
-    const acceptPayment = createAcceptPayment({ store, router, effects, outbox, clock, newId: randomUUID, metrics, logger, admission });
+    const acceptPayment = createAcceptPayment({ store, router, effects, outbox, clock, newId: randomUUID, metrics, logger });
     lifecycle.add('outbox relay', outbox.startRelay({ pollMs: config.OUTBOX_POLL_MS, leaseMs: 10_000, clock }));
 
     const stopTimeouts = startTimeoutScheduler({
@@ -270,6 +276,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       onSweep: (sweep) => {
         readThrough = sweep.readThrough;
       },
+      onTimeout: (lateMs) => metrics.deadlineLateness.observe(lateMs / 1000),
     });
     lifecycle.add('timeout scheduler', stopTimeouts);
     lifecycle.add(
@@ -336,11 +343,15 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     });
     const terminalWaits = await createTerminalWaits(subscriber, store, logger);
 
+    const verifyToken = createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER });
     const app = createHttpApp(
       {
         logger,
         registry,
-        isReady: () => redis.status === 'ready' && results.isHealthy() && reviews.isHealthy() && rules.isHealthy() && health.isHealthy(),
+        beforeBody: (early) => early.post('/v1/payments', requireScope(verifyToken, 'payments:write'), admissionGate({ admission, store, metrics })),
+        // Not ready either while the Redis replicas confirm no write (a failover left the primary without one): every POST would fail.
+        isReady: () =>
+          redis.status === 'ready' && redis.writesConfirmed() && results.isHealthy() && reviews.isHealthy() && rules.isHealthy() && health.isHealthy(),
         isDraining: () => lifecycle.isStopping,
       },
       (routes) => {
@@ -349,7 +360,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
           acceptPayment,
           store,
           terminalWaits,
-          verifyToken: createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER }),
+          verifyToken,
           maxWaitSeconds: config.PREFER_WAIT_MAX_SECONDS,
           routing: () => ({
             instance: config.INSTANCE_ID,

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Redis } from '../runtime/redis';
-import type { GatewayHealth } from './health/gateway-health';
+import type { BreakerState, ChangeReason, GatewayHealth } from './health/gateway-health';
 import type { RuleBook } from './routing/rules';
 import { deadlinesKey } from './state/store';
 
@@ -11,6 +11,14 @@ const FAILOVER_CAUSES = ['failure', 'timeout', 'cancel-confirmed', 'review-resol
 const REVIEW_DECISIONS = ['paid', 'not-paid', 'refunded'] as const;
 const RESOLUTION_RESULTS = ['applied', 'duplicate', 'refused'] as const;
 const LATE_RESULTS = ['settled', 'compensated'] as const;
+/** The health changes an instance makes itself (health/gateway-health.ts's diagram): new state and reason. */
+const LOCAL_TRANSITIONS = [
+  ['open', 'consecutive-failures'],
+  ['open', 'failure-rate'],
+  ['open', 'trial-failed'],
+  ['half-open', 'ejection-over'],
+  ['closed', 'trial-succeeded'],
+] as const satisfies ReadonlyArray<readonly [BreakerState, ChangeReason]>;
 
 /**
  * A `collect` hook that sets each gateway's series to 0 until it is first
@@ -122,6 +130,12 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    deadlineLateness: new Histogram({
+      name: 'payment_deadline_lateness_seconds',
+      help: 'How long after an attempt deadline its timeout was acted on, in seconds: waiting for the results partition to be read past it, the sweep interval and our own queueing (issue 11 bounds it to 1 s at steady load)',
+      buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
     resultsUnreadable: new Counter({
       name: 'gateway_results_unreadable_total',
       help: 'Results-topic messages that named a known attempt but whose outcome could not be read (parked as unreadable-result; the gateway is asked to cancel), by gateway',
@@ -155,6 +169,10 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       help: "Gateway health state changes made by this instance, by new state and reason (health/gateway-health.ts's ChangeReason)",
       labelNames: ['gateway', 'state', 'reason'],
       registers: [registry],
+      // Every change this instance can make (changes applied from others are not counted), so increase() of a first ejection is 1, not nothing.
+      collect(this: Counter) {
+        for (const gateway of gatewayIds()) for (const [state, reason] of LOCAL_TRANSITIONS) this.inc({ gateway, state, reason }, 0);
+      },
     }),
     ejectionsSuppressed: new Counter({
       name: 'gateway_ejections_suppressed_total',

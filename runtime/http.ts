@@ -5,6 +5,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Logger } from './logger';
 import { AppError } from './errors';
+import { NotReplicatedError } from './redis';
 
 /** The one error shape every service answers with. */
 export interface ErrorBody {
@@ -18,6 +19,11 @@ export interface HttpOptions {
   isReady: () => boolean;
   isDraining: () => boolean;
   bodyLimit?: string;
+  /**
+   * Handlers that answer before the body is read and parsed (the orchestrator's admission control, which must
+   * refuse the excess cheaply); they call next() to go on to body parsing and the routes.
+   */
+  beforeBody?: (app: Express) => void;
 }
 
 /**
@@ -97,6 +103,7 @@ export function createHttpApp(options: HttpOptions, routes: (app: Express) => vo
     res.status(503).json(errorBody('draining', 'this instance is shutting down; retry on another'));
   };
   app.use(refuseWhileDraining);
+  options.beforeBody?.(app);
   app.use(express.json({ limit: options.bodyLimit ?? '16kb', strict: true, verify: refuseDuplicateKeys }));
 
   routes(app);
@@ -122,9 +129,24 @@ export function errorBody(code: string, message: string, field?: string): ErrorB
   return { error: { code, message, ...(field === undefined ? {} : { field }) } };
 }
 
-/** Maps our own errors and body-parser's (too large, bad JSON) to a 4xx. */
+/**
+ * How long a client waits before sending a write again whose storage the replicas did not confirm: a failover takes
+ * seconds, and the retry, with the same Idempotency-Key, either finds the payment stored or stores it anew.
+ */
+const STORAGE_UNCONFIRMED_RETRY_AFTER_S = 1;
+
+/** Maps our own errors, body-parser's (too large, bad JSON) and a write the Redis replicas did not confirm to an answer. */
 function toAppError(error: unknown): AppError | undefined {
   if (error instanceof AppError) return error;
+  if (error instanceof NotReplicatedError) {
+    return new AppError(
+      503,
+      'storage_unconfirmed',
+      'the request could not be confirmed as stored on a replica; send it again with the same Idempotency-Key',
+      undefined,
+      STORAGE_UNCONFIRMED_RETRY_AFTER_S,
+    );
+  }
   if (typeof error !== 'object' || error === null) return undefined;
   const { type, status } = error as { type?: string; status?: number };
   if (type === 'entity.too.large') return new AppError(413, 'body_too_large', 'request body is too large', 'body');

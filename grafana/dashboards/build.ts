@@ -199,7 +199,8 @@ const g = 'gateway=~"$gateway"';
 const gateways: DashboardSpec = {
   uid: 'pgo-gateways',
   title: 'Gateways',
-  description: 'One row per gateway: availability, breaker, effective weight, outcomes, success rate, latency and rate-limit skips; then answers, dispatches and unreadable results of every gateway.',
+  description:
+    'One row per gateway: availability, breaker, effective weight, outcomes, success rate, latency, rate-limit skips, ejections and the health window behind the weight; then answers, dispatches and unreadable results of every gateway.',
   file: 'gateways.json',
   variables: [{ name: 'gateway', label: 'Gateway', query: 'label_values(gateway_available, gateway)' }],
   rows: [
@@ -242,7 +243,7 @@ const gateways: DashboardSpec = {
         },
         {
           title: 'Rate-limit skips',
-          description: 'Selections that skipped this gateway because its shared burst budget for the second was spent, per second. Unit: skips per second.',
+          description: 'Selections that skipped this gateway because its shared rate limit was spent (its rule allows N attempts in any rolling second, over every orchestrator instance), per second. Unit: skips per second.',
           unit: 'ops',
           width: 8,
           targets: [q(`sum(rate(gateway_rate_limited_total{${g}}[${R}]))`, 'skipped')],
@@ -273,6 +274,47 @@ const gateways: DashboardSpec = {
           description: 'Time from dispatching an attempt to this gateway to its result arriving, as quantiles of gateway_result_latency_seconds. Unit: seconds.',
           unit: 's',
           targets: quantiles('gateway_result_latency_seconds', '', `{${g}}`),
+        },
+        {
+          title: 'Ejections by reason (last 15 minutes)',
+          description:
+            "Times the orchestrators ejected this gateway (opened its breaker) in the last 15 minutes, by reason: consecutive-failures (technical failures in a row), failure-rate (the breaker's window), trial-failed (a half-open trial failed: ejected again, for longer). What GatewayBreakerOpen pages for. Unit: ejections.",
+          unit: 'short',
+          targets: [q(`sum by (reason) (increase(gateway_health_transitions_total{${g},state="open"}[15m]))`, '{{reason}}')],
+        },
+        {
+          title: 'Suppressed ejections (last 15 minutes)',
+          description:
+            "Ejections by consecutive failures refused in the last 15 minutes because the gateway's region already had as many gateways out as OUTLIER_MAX_EJECTION_PERCENT allows (or would have none left): the gateway stayed in, weighted down. What GatewayEjectionSuppressed pages for. Unit: ejections.",
+          unit: 'short',
+          targets: [q(`sum(increase(gateway_ejections_suppressed_total{${g}}[15m]))`, 'suppressed')],
+        },
+        {
+          title: 'Consecutive failures',
+          description:
+            'Technical failures (timeouts, retryable errors) in a row of this gateway while closed, per orchestrator instance; it is ejected when this reaches OUTLIER_CONSECUTIVE_FAILURES (3), and a success or a decline resets it. Unit: failures.',
+          unit: 'short',
+          min: 0,
+          targets: [q(`gateway_consecutive_failures{${g}}`, '{{instance}}')],
+        },
+        {
+          title: 'Health window success rate',
+          description:
+            "Technical success share of this gateway's last HEALTH_WINDOW_OUTCOMES (20) outcomes (answers and timeouts, a count and not a time window), per orchestrator instance: the success part of the effective weight, which falls from 1 at 95 % to 0 at 50 %. Unit: percent.",
+          unit: 'percentunit',
+          width: 12,
+          min: 0,
+          max: 1,
+          targets: [q(`gateway_window_success_ratio{${g}}`, '{{instance}}')],
+        },
+        {
+          title: 'Health window mean latency',
+          description:
+            "Mean gateway latency (dispatch to the answer's broker time) of this gateway's answers among its last HEALTH_WINDOW_OUTCOMES outcomes, per orchestrator instance: the latency part of the effective weight, which falls from 1 at a quarter of the attempt timeout to 0 at three quarters. Unit: seconds.",
+          unit: 's',
+          width: 12,
+          min: 0,
+          targets: [q(`gateway_window_latency_seconds{${g}}`, '{{instance}}')],
         },
       ],
     },
@@ -386,6 +428,17 @@ const platform: DashboardSpec = {
           unit: 'ops',
           width: 12,
           targets: [q(`sum(rate(payment_deadlines_extended_total[${R}]))`, 'extended')],
+        },
+        {
+          title: 'Timeouts acted on: lateness p50 / p99',
+          description: 'How long after an attempt deadline its timeout was acted on (payment_deadline_lateness_seconds): the wait for the results partition to be read past it, the sweep interval and our own queueing. A hung gateway fails over within its timeout plus this; at steady load it stays well under 1 s (docs/decisions/0015). Lasting seconds means the orchestrator is behind, not the gateway. Unit: seconds.',
+          unit: 's',
+          width: 24,
+          min: 0,
+          targets: [
+            q(`histogram_quantile(0.5, sum by (le) (rate(payment_deadline_lateness_seconds_bucket[${R}])))`, 'p50'),
+            q(`histogram_quantile(0.99, sum by (le) (rate(payment_deadline_lateness_seconds_bucket[${R}])))`, 'p99'),
+          ],
         },
       ],
     },

@@ -1,22 +1,25 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { AppError } from '../../runtime/errors';
 import type { Logger } from '../../runtime/logger';
 
 /** Which of the orchestrator's own backlogs refused a payment. */
 export type OverloadSignal = 'results-backlog' | 'event-loop-delay';
 
-/** The answer to a payment refused at the door: 503 `overloaded` with Retry-After, naming the signal. */
-export class OverloadedError extends AppError {
-  constructor(
-    readonly signal: OverloadSignal,
-    valueMs: number,
-    limitMs: number,
-  ) {
-    const retryAfterSeconds = Math.max(1, Math.ceil(valueMs / 1000));
-    super(503, 'overloaded', `the orchestrator is behind (${signal} ${Math.round(valueMs)} ms, over ${limitMs} ms); retry after ${retryAfterSeconds} s`, undefined, retryAfterSeconds);
-  }
+/**
+ * Why new payments are refused now: the signal over its bound, and the answer to give (503 `overloaded` with
+ * Retry-After). A plain value, not an Error: a refusal is the usual answer under overload and must stay cheap.
+ */
+export interface Refusal {
+  signal: OverloadSignal;
+  /** Seconds, for the Retry-After header: the backlog rounded up, at least 1. */
+  retryAfterSeconds: number;
+  message: string;
 }
+
+const refusalOf = (signal: OverloadSignal, valueMs: number, limitMs: number): Refusal => {
+  const retryAfterSeconds = Math.max(1, Math.ceil(valueMs / 1000));
+  return { signal, retryAfterSeconds, message: `the orchestrator is behind (${signal} ${Math.round(valueMs)} ms, over ${limitMs} ms); retry after ${retryAfterSeconds} s` };
+};
 
 export interface AdmissionDeps {
   /**
@@ -36,8 +39,8 @@ export interface AdmissionDeps {
 }
 
 export interface Admission {
-  /** The error to answer with when the orchestrator cannot take new work now; undefined when it can. Costs no I/O. */
-  refusal(): OverloadedError | undefined;
+  /** Why the orchestrator cannot take new work now; undefined when it can. Costs no I/O. */
+  refusal(): Refusal | undefined;
   /** Counts a refusal actually sent (an idempotent replay is answered instead). */
   refused(signal: OverloadSignal): void;
   stop(): void;
@@ -100,7 +103,7 @@ export function createAdmission(deps: AdmissionDeps): Admission {
         overloadedSince = Date.now();
         logger.warn({ signal: found.signal, valueMs: Math.round(found.valueMs), limitMs: found.limitMs }, 'admission: refusing new payments, the orchestrator is behind');
       }
-      return new OverloadedError(found.signal, found.valueMs, found.limitMs);
+      return refusalOf(found.signal, found.valueMs, found.limitMs);
     },
     refused(signal) {
       refusedCount.inc({ signal });

@@ -182,9 +182,13 @@ const routes: RouteConfig[] = [
       ),
       503: {
         ...errorResponse(
-          'Every gateway that serves the payment is over its rate limit or has an open circuit (gateways_busy), or this instance is shutting down (draining)',
+          'The orchestrator is behind and takes no new payment now, nothing written (overloaded: a repeated Idempotency-Key of an existing payment is still answered), ' +
+            'every gateway that serves the payment is over its rate limit or has an open circuit (gateways_busy), this instance is shutting down (draining), ' +
+            'or the write was not confirmed on a Redis replica in time (storage_unconfirmed: send the same request again, with the same Idempotency-Key)',
+          ['overloaded', 'the orchestrator is behind (results-backlog 2400 ms, over 2000 ms); retry after 3 s'],
           ['gateways_busy', 'every gateway serving region US is over its rate limit or has an open circuit; retry shortly', 'region'],
           ['draining', 'this instance is shutting down; retry on another'],
+          ['storage_unconfirmed', 'the request could not be confirmed as stored on a replica; send it again with the same Idempotency-Key'],
         ),
         headers: retryAfter,
       },

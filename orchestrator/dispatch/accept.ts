@@ -10,7 +10,6 @@ import type { Effects } from './effects';
 import type { OutboxSender } from './outbox';
 import { decideWithinBudget } from './budget';
 import type { OrchestratorMetrics } from '../metrics';
-import { OverloadedError, type Admission } from '../admission/admission';
 
 export interface AcceptDeps {
   store: PaymentStore;
@@ -21,8 +20,6 @@ export interface AcceptDeps {
   newId: () => string;
   metrics: OrchestratorMetrics;
   logger: Logger;
-  /** Refuses new payments while the orchestrator is behind; absent, everything is admitted. */
-  admission?: Pick<Admission, 'refusal' | 'refused'>;
 }
 
 /** Hash of the request as parsed, so key order and whitespace do not make two equal requests differ. */
@@ -38,14 +35,12 @@ export function requestHash(request: PaymentRequest): string {
  * request it is refused. Keys are scoped to the caller (the token subject):
  * another client's same key is a new payment.
  */
-export function createAcceptPayment({ store, router, effects: effectsOf, outbox, clock, newId, metrics, logger, admission }: AcceptDeps) {
+export function createAcceptPayment({ store, router, effects: effectsOf, outbox, clock, newId, metrics, logger }: AcceptDeps) {
   return async function acceptPayment(request: PaymentRequest, idempotencyKey: ScopedIdempotencyKey): Promise<{ payment: Payment; replayed: boolean }> {
     const hash = requestHash(request);
     const now = clock();
     let decided: ReturnType<typeof createPayment>;
     try {
-      const overloaded = admission?.refusal();
-      if (overloaded) throw overloaded;
       decided = await decideWithinBudget(
         router,
         () => {
@@ -59,13 +54,7 @@ export function createAcceptPayment({ store, router, effects: effectsOf, outbox,
       // Routing is decided before the key is looked up (that costs nothing on the usual path);
       // a repeated request must still get its payment when no gateway is usable now.
       const earlier = error instanceof AppError ? await store.findIdempotent(idempotencyKey) : undefined;
-      if (!earlier) {
-        if (error instanceof OverloadedError) {
-          admission?.refused(error.signal);
-          metrics.paymentsRejected.inc({ reason: 'overloaded' });
-        }
-        throw error;
-      }
+      if (!earlier) throw error;
       return { payment: await replay(earlier.paymentId, earlier.requestHash), replayed: true };
     }
     const { payment, effects } = decided;

@@ -328,12 +328,14 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
     },
 
     /** Attempts of one results partition whose deadline is at or before `upToMs`, oldest first. */
-    async expired(partition: number, upToMs: number, limit: number): Promise<Array<{ paymentId: string; attemptId: string }>> {
-      const members = await redis.zrangebyscore(deadlinesKey(partition), '-inf', String(upToMs), 'LIMIT', 0, limit);
-      return members.map((member) => {
-        const [paymentId = '', attemptId = ''] = member.split('|');
-        return { paymentId, attemptId };
-      });
+    async expired(partition: number, upToMs: number, limit: number): Promise<Array<{ paymentId: string; attemptId: string; deadlineMs: number }>> {
+      const flat = await redis.zrangebyscore(deadlinesKey(partition), '-inf', String(upToMs), 'WITHSCORES', 'LIMIT', 0, limit);
+      const expired: Array<{ paymentId: string; attemptId: string; deadlineMs: number }> = [];
+      for (let index = 0; index + 1 < flat.length; index += 2) {
+        const [paymentId = '', attemptId = ''] = (flat[index] ?? '').split('|');
+        expired.push({ paymentId, attemptId, deadlineMs: Number(flat[index + 1]) });
+      }
+      return expired;
     },
 
     /**

@@ -1,4 +1,5 @@
 import { expectNothingLost, paymentsNotSettledFirstTime, startChaosStack, storedPayments, type ChaosStack } from '../support/chaos';
+import { redisKeyCount } from '../support/inspect';
 import { rule } from '../support/stack';
 
 const TIMEOUT_MS = 5_000;
@@ -41,6 +42,9 @@ describe('chaos: overload', () => {
     // How fast a refusal is answered is measured by the benchmark (npm run bench:failover, overload scenario),
     // not here: on a shared machine a test's timings say more about the load generator than the orchestrator.
 
+    // Nothing written for a refusal: one Idempotency-Key and one payment stored per 202, none per 503.
+    expect(await redisKeyCount(stack, 'idem:*')).toBe(accepted.length);
+    expect(await redisKeyCount(stack, 'payment:*')).toBe(accepted.length);
     await expectNothingLost(stack, accepted);
     expect(await paymentsNotSettledFirstTime(stack, accepted)).toEqual([]);
     const overDeadline = (await storedDurations(stack, accepted)).filter((ms) => ms > TIMEOUT_MS);

@@ -8,14 +8,14 @@ import type { TestStack } from './stack';
  */
 const isBookkeeping = (key: string) => key === 'results-read' || key.startsWith('parked:');
 
-/** Number of Redis keys under the stack's prefix holding payment data (not bookkeeping): nothing written means zero. */
-export async function redisKeyCount(stack: Pick<TestStack, 'env'>): Promise<number> {
+/** Number of Redis keys under the stack's prefix (matching `pattern`) holding payment data, not bookkeeping: nothing written means zero. */
+export async function redisKeyCount(stack: Pick<TestStack, 'env'>, pattern = '*'): Promise<number> {
   const redis = new Redis(stack.env.REDIS_URL ?? '');
   try {
     let cursor = '0';
     let count = 0;
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${stack.env.REDIS_KEY_PREFIX}*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${stack.env.REDIS_KEY_PREFIX}${pattern}`, 'COUNT', 1000);
       count += keys.filter((key) => !isBookkeeping(key.slice((stack.env.REDIS_KEY_PREFIX ?? '').length))).length;
       cursor = next;
     } while (cursor !== '0');
