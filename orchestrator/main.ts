@@ -277,6 +277,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
         readThrough = sweep.readThrough;
       },
       onTimeout: (lateMs) => metrics.deadlineLateness.observe(lateMs / 1000),
+      onHeldForSend: () => metrics.deadlinesHeldForSend.inc(),
     });
     lifecycle.add('timeout scheduler', stopTimeouts);
     lifecycle.add(

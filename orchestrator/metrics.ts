@@ -136,6 +136,11 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
       buckets: [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30],
       registers: [registry],
     }),
+    deadlinesHeldForSend: new Counter({
+      name: 'payment_deadlines_held_for_send_total',
+      help: "Attempt deadlines that passed while the attempt's request had not reached Kafka yet (left in the outbox by a killed instance or a broker outage): held until the relay sends it, never read as the gateway's silence",
+      registers: [registry],
+    }),
     resultsUnreadable: new Counter({
       name: 'gateway_results_unreadable_total',
       help: 'Results-topic messages that named a known attempt but whose outcome could not be read (parked as unreadable-result; the gateway is asked to cancel), by gateway',

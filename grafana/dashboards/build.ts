@@ -423,11 +423,11 @@ const platform: DashboardSpec = {
           targets: [q('max by (partition) (results_read_lag_seconds)', 'partition {{partition}}')],
         },
         {
-          title: 'Deadlines extended',
-          description: "Attempt deadlines moved later because the attempt's request reached Kafka late (a broker outage, a crash before the send, a publish backlog), per second: the gateway's time starts when it can see the request. Unit: deadlines per second.",
+          title: 'Deadlines extended or held for the send',
+          description: "Attempt deadlines moved later because the attempt's request reached Kafka late (a broker outage, a crash before the send, a publish backlog), and deadlines that passed while the request was still unsent in the outbox (held until the relay sends it), per second: the gateway's time starts when it can see the request. Unit: deadlines per second.",
           unit: 'ops',
           width: 12,
-          targets: [q(`sum(rate(payment_deadlines_extended_total[${R}]))`, 'extended')],
+          targets: [q(`sum(rate(payment_deadlines_extended_total[${R}]))`, 'extended'), q(`sum(rate(payment_deadlines_held_for_send_total[${R}]))`, 'held for the send')],
         },
         {
           title: 'Timeouts acted on: lateness p50 / p99',

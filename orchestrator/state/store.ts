@@ -75,6 +75,14 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 `;
 
+// KEYS: the deadlines of the payment's results partition, the payment's outbox. ARGV: member, now, lease end.
+// A deadline whose payment still has messages Kafka has not taken (the attempt's request among them, when a
+// killed instance or a broker outage left them to the relay) is not the gateway's silence: the gateway cannot
+// answer what it has not seen. It is held (2) until the send, which moves it later by the delay (CLEAR_OUTBOXES).
+const CLAIM_DEADLINE = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+${CLAIM}`;
+
 // KEYS: outbox-pending, then per payment its outbox and its deadlines. ARGV per payment, in that order: its id,
 // the number n of fields sent, the n fields, the number m of deadlines to push later, then m (score, member)
 // pairs: only still-open deadlines (XX), only ever later (GT). Many payments' outboxes in one call: the
@@ -99,6 +107,7 @@ interface Scripts {
   pgoCreate(...args: string[]): Promise<string | null>;
   pgoUpdate(...args: string[]): Promise<number>;
   pgoClaim(...args: string[]): Promise<number>;
+  pgoClaimDeadline(...args: string[]): Promise<number>;
   pgoClearOutboxes(numberOfKeys: number, ...args: string[]): Promise<number>;
 }
 
@@ -109,6 +118,7 @@ function withScripts(redis: Redis): Redis & Scripts {
     redis.defineCommand('pgoCreate', { numberOfKeys: 7, lua: CREATE });
     redis.defineCommand('pgoUpdate', { numberOfKeys: 7, lua: UPDATE });
     redis.defineCommand('pgoClaim', { numberOfKeys: 1, lua: CLAIM });
+    redis.defineCommand('pgoClaimDeadline', { numberOfKeys: 2, lua: CLAIM_DEADLINE });
     // The number of keys varies with the batch, so it is the first argument of each call.
     redis.defineCommand('pgoClearOutboxes', { lua: CLEAR_OUTBOXES });
   }
@@ -340,12 +350,14 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
 
     /**
      * Claims a deadline at or before `upToMs` until `leaseEndMs` (epoch ms):
-     * exactly one caller across all instances gets true. The deadline is
+     * exactly one caller across all instances gets `claimed`. The deadline is
      * pushed back rather than removed, so if the claimant dies before storing the timeout, another instance takes
-     * it over when the lease runs out; storing the timed-out attempt removes it.
+     * it over when the lease runs out; storing the timed-out attempt removes it. `unsent` while the payment has
+     * messages Kafka has not taken yet (its attempt request may be among them): the deadline waits for the send.
      */
-    async claimDeadline(paymentId: string, attemptId: string, upToMs: number, leaseEndMs: number): Promise<boolean> {
-      return (await redis.pgoClaim(deadlinesOf(paymentId), deadlineMember(paymentId, attemptId), String(upToMs), String(leaseEndMs))) === 1;
+    async claimDeadline(paymentId: string, attemptId: string, upToMs: number, leaseEndMs: number): Promise<'claimed' | 'taken' | 'unsent'> {
+      const claimed = await redis.pgoClaimDeadline(deadlinesOf(paymentId), `outbox:${paymentId}`, deadlineMember(paymentId, attemptId), String(upToMs), String(leaseEndMs));
+      return claimed === 1 ? 'claimed' : claimed === 2 ? 'unsent' : 'taken';
     },
   };
 }

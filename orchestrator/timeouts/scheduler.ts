@@ -15,6 +15,8 @@ export interface TimeoutSchedulerDeps {
   onSweep?: (sweep: { readThrough: number[]; nowMs: number }) => void;
   /** Told of each timeout acted on: how long after its deadline, in ms. */
   onTimeout?: (lateMs: number) => void;
+  /** Told once per attempt whose deadline passed while its request had not reached Kafka yet (held for the send). */
+  onHeldForSend?: () => void;
   /** How long a claimed deadline is reserved before another instance may take it over, in ms. */
   leaseMs?: number;
   batchSize?: number;
@@ -33,7 +35,12 @@ export interface TimeoutSchedulerDeps {
  * (docs/decisions/0015). Every instance sweeps; a claim in Redis makes
  * exactly one of them act on each deadline.
  */
-export function startTimeoutScheduler({ store, applyOutcome, progress, clock, logger, pollMs, onSweep, onTimeout, leaseMs = 10_000, batchSize = 200, concurrency = 64 }: TimeoutSchedulerDeps) {
+/** Attempts held for their send remembered at most, to report each once; forgotten all at once beyond it. */
+const HELD_FOR_SEND_REMEMBERED = 10_000;
+
+export function startTimeoutScheduler({ store, applyOutcome, progress, clock, logger, pollMs, onSweep, onTimeout, onHeldForSend, leaseMs = 10_000, batchSize = 200, concurrency = 64 }: TimeoutSchedulerDeps) {
+  /** Attempts already reported as held for their send, so each is told once. */
+  const heldForSend = new Set<string>();
   return startPoller(
     'timeout sweep',
     pollMs,
@@ -51,7 +58,19 @@ export function startTimeoutScheduler({ store, applyOutcome, progress, clock, lo
           for (let start = 0; start < expired.length; start += concurrency) {
             await Promise.all(
               expired.slice(start, start + concurrency).map(async ({ paymentId, attemptId, deadlineMs }) => {
-                if (!(await store.claimDeadline(paymentId, attemptId, upToMs, nowMs + leaseMs))) return;
+                const claim = await store.claimDeadline(paymentId, attemptId, upToMs, nowMs + leaseMs);
+                if (claim === 'unsent') {
+                  // Told once per attempt: the sweep finds it again every pollMs until the relay sends it.
+                  if (!heldForSend.has(attemptId)) {
+                    if (heldForSend.size >= HELD_FOR_SEND_REMEMBERED) heldForSend.clear();
+                    heldForSend.add(attemptId);
+                    logger.warn({ paymentId, attemptId, partition, deadline: new Date(deadlineMs).toISOString() }, 'attempt deadline passed but its request has not reached Kafka yet: waiting for the send');
+                    onHeldForSend?.();
+                  }
+                  return;
+                }
+                if (claim === 'taken') return;
+                heldForSend.delete(attemptId);
                 const lateMs = nowMs - deadlineMs;
                 logger.warn({ paymentId, attemptId, partition, deadline: new Date(deadlineMs).toISOString(), lateMs, readThrough: new Date(through).toISOString() }, 'attempt deadline passed with no answer read');
                 onTimeout?.(lateMs);
