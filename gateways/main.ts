@@ -75,7 +75,7 @@ export async function startGateway(
     const { consumer, joined, isHealthy } = await startConsumer({
       kafka,
       groupId: `${config.TOPIC_PREFIX}gateway-${config.GATEWAY_ID}`,
-      handlers: [on(topics.gatewayRequests(config.GATEWAY_ID), gatewayRequestMessage, (message) => worker.handle(message))],
+      handlers: [on(topics.gatewayRequests(config.GATEWAY_ID), gatewayRequestMessage, (message, meta) => worker.handle(message, meta.timestampMs))],
       publisher,
       deadLetterTopic: topics.deadLetter,
       metrics: counters,

@@ -19,7 +19,8 @@ export interface WorkerDeps {
 }
 
 export interface GatewayWorker {
-  handle(message: GatewayRequestMessage): Promise<void>;
+  /** `requestTimestampMs`: the request message's Kafka timestamp (epoch ms), echoed in the answer as `requestedAt`. */
+  handle(message: GatewayRequestMessage, requestTimestampMs?: number): Promise<void>;
   /**
    * Resolves once every attempt taken so far has been answered, or, after
    * `drainGraceMs`, abandoned without an answer (the orchestrator's timeouts
@@ -87,7 +88,9 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
     }
   };
 
-  const answer = async (request: AttemptRequested) => {
+  const answer = async (request: AttemptRequested, requestTimestampMs: number | undefined) => {
+    // When the request reached Kafka: the orchestrator starts the gateway's latency there, not at its own decision.
+    const requested = requestTimestampMs !== undefined && Number.isFinite(requestTimestampMs) && requestTimestampMs > 0 ? { requestedAt: new Date(requestTimestampMs).toISOString() } : {};
     // Fields on each line rather than a child logger: building a child per attempt cost more than the lines.
     const ids = { paymentId: request.paymentId, attemptId: request.attemptId, gatewayId };
     const result = await adapter.process(request);
@@ -103,6 +106,7 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
       gatewayId,
       outcome: result.outcome,
       ...(result.outcome === 'failure' ? { reasonCode: result.reasonCode } : { gatewayReference: result.gatewayReference }),
+      ...requested,
     }));
     await publishAnswer(
       messages.map((value) => ({ key: request.paymentId, value })),
@@ -129,13 +133,13 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
   };
 
   return {
-    async handle(message) {
+    async handle(message, requestTimestampMs) {
       if (message.gatewayId !== gatewayId) {
         logger.warn({ paymentId: message.paymentId, attemptId: message.attemptId, gatewayId: message.gatewayId }, 'message for another gateway ignored');
         return;
       }
       if (message.type === 'attempt.command') return onCommand(message);
-      const work: Promise<void> = answer(message)
+      const work: Promise<void> = answer(message, requestTimestampMs)
         .catch((error: unknown) => logger.error({ err: error, paymentId: message.paymentId, attemptId: message.attemptId, gatewayId }, 'failed to answer attempt'))
         .finally(() => inFlight.delete(work));
       inFlight.add(work);

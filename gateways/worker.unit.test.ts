@@ -106,6 +106,17 @@ describe('the gateway worker', () => {
     expect(await metric('gateway_attempts_answered_total')).toEqual([{ gateway: 'gw-a', outcome: 'success', reason: '', value: 1 }]);
   });
 
+  test('When the request came with its Kafka timestamp, then the answer carries it as requestedAt (where the orchestrator starts the gateway latency); without one, none', async () => {
+    const { worker, published } = setup();
+    const requestedAtMs = NOW.getTime() - 1_500;
+    await worker.handle(request('a'), requestedAtMs);
+    await worker.handle(request('b'));
+    await worker.drain();
+    const results = published.map((message) => gatewayResult.parse(message.value));
+    expect(results.find((result) => result.attemptId === 'a')?.requestedAt).toBe(new Date(requestedAtMs).toISOString());
+    expect(results.find((result) => result.attemptId === 'b')).not.toHaveProperty('requestedAt');
+  });
+
   test('When an attempt is declined, then the result carries the reason code', async () => {
     const { worker, published } = setup({ mode: 'decline' });
     await worker.handle(request('a'));

@@ -125,7 +125,7 @@ export function createOrchestratorMetrics(registry: Registry, gatewayIds: () => 
     }),
     resultLatency: new Histogram({
       name: 'gateway_result_latency_seconds',
-      help: 'Dispatch to result, in seconds, by gateway',
+      help: 'The gateway\'s time for an answer, in seconds, by gateway: from when its request reached Kafka (or our dispatch decision, when the answer does not say) to when the answer reached Kafka',
       labelNames: ['gateway'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],

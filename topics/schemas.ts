@@ -43,6 +43,12 @@ export const gatewayResult = envelope('gateway.result').extend({
   /** Why it failed; the orchestrator's reason table decides if it is retryable. */
   reasonCode: z.string().min(1).max(64).optional(),
   gatewayReference: z.string().max(128).optional(),
+  /**
+   * When the attempt's request reached Kafka (its message timestamp, as the gateway worker read it): where the
+   * gateway's own time starts, so a request that waited in the orchestrator's outbox is not charged to the
+   * gateway's latency. Optional: without it, latency runs from the orchestrator's dispatch decision.
+   */
+  requestedAt: gatewayInstant.optional(),
 });
 export type GatewayResult = z.infer<typeof gatewayResult>;
 

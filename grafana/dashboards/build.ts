@@ -271,7 +271,7 @@ const gateways: DashboardSpec = {
         },
         {
           title: 'Result latency p50 / p95 / p99',
-          description: 'Time from dispatching an attempt to this gateway to its result arriving, as quantiles of gateway_result_latency_seconds. Unit: seconds.',
+          description: 'The gateway\'s time for its answers, from when the request reached Kafka (or the dispatch decision, when the answer does not say) to when the answer reached Kafka, as quantiles of gateway_result_latency_seconds. Unit: seconds.',
           unit: 's',
           targets: quantiles('gateway_result_latency_seconds', '', `{${g}}`),
         },
@@ -310,7 +310,7 @@ const gateways: DashboardSpec = {
         {
           title: 'Health window mean latency',
           description:
-            "Mean gateway latency (dispatch to the answer's broker time) of this gateway's answers among its last HEALTH_WINDOW_OUTCOMES outcomes, per orchestrator instance: the latency part of the effective weight, which falls from 1 at a quarter of the attempt timeout to 0 at three quarters. Unit: seconds.",
+            "Mean gateway latency (from the request reaching Kafka to the answer's broker time) of this gateway's answers among its last HEALTH_WINDOW_OUTCOMES outcomes, per orchestrator instance: the latency part of the effective weight, which falls from 1 at a quarter of the attempt timeout to 0 at three quarters. Unit: seconds.",
           unit: 's',
           width: 12,
           min: 0,

@@ -77,13 +77,26 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
 }
 export type OutcomeApplier = ReturnType<typeof createOutcomeApplier>;
 
+/**
+ * The gateway's time for an attempt, in ms: from when it could see the request (the request's Kafka time the
+ * worker reports as `requestedAt`, or our dispatch decision when it does not say, whichever is later) to when its
+ * answer reached Kafka (results/consumer.ts answeredAt). So neither a request that waited in our outbox (a
+ * publish backlog, a broker outage, a killed instance's leftovers sent by the relay) nor an answer that waited
+ * for us to read it is charged to the gateway's health (issue 11). A `requestedAt` after the answer (clocks
+ * apart) is ignored.
+ */
+export function gatewayLatencyMs(attempt: Pick<Attempt, 'dispatchedAt'>, outcome: Pick<Outcome, 'at'> & { requestedAt?: string }): number {
+  const answered = Date.parse(outcome.at);
+  const requested = outcome.requestedAt === undefined ? Number.NaN : Date.parse(outcome.requestedAt);
+  const start = Number.isFinite(requested) && requested <= answered ? Math.max(requested, Date.parse(attempt.dispatchedAt)) : Date.parse(attempt.dispatchedAt);
+  return Math.max(0, answered - start);
+}
+
 /** Feeds the gateway health model, attempt stats and metrics from an outcome that changed the payment. */
 function learn(deps: ApplyOutcomeDeps, before: Payment, after: Payment, attempt: Attempt, outcome: Outcome): void {
   const { health, attemptStats, metrics } = deps;
   const gateway = attempt.gatewayId;
-  // The gateway's time: dispatch to when its answer reached Kafka (results/consumer.ts answeredAt), so time the
-  // answer spent waiting for us to read it is never charged to the gateway.
-  const latencyMs = Math.max(0, Date.parse(outcome.at) - Date.parse(attempt.dispatchedAt));
+  const latencyMs = gatewayLatencyMs(attempt, outcome);
   const answered = attempt.status === 'in-flight';
   if (outcome.kind === 'success' || outcome.kind === 'failure' || (outcome.kind === 'timeout' && answered)) {
     const technicalFailure = outcome.kind === 'timeout' || (outcome.kind === 'failure' && classifyFailure(outcome.reasonCode) === 'retryable');

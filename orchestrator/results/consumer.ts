@@ -8,7 +8,8 @@ import type { OutcomeApplier } from './apply-outcome';
 export function outcomeOf(message: ResultMessage, at: string): Outcome | undefined {
   const attemptId = message.attemptId;
   if (message.type === 'gateway.result') {
-    return message.outcome === 'success' ? { kind: 'success', attemptId, at } : { kind: 'failure', attemptId, reasonCode: message.reasonCode, at };
+    const requested = message.requestedAt === undefined ? {} : { requestedAt: message.requestedAt };
+    return message.outcome === 'success' ? { kind: 'success', attemptId, at, ...requested } : { kind: 'failure', attemptId, reasonCode: message.reasonCode, at, ...requested };
   }
   if (message.command === 'cancel') {
     // Cancelled, never seen, or already refunded: in every case this gateway will not keep the money moving.

@@ -2,6 +2,7 @@ import { RejectMessage } from '../../runtime/kafka';
 import { createLogger } from '../../runtime/logger';
 import { resultMessage, type CommandResult, type GatewayResult, type ResultMessage } from '../../topics/schemas';
 import type { Outcome } from '../state/payment';
+import { gatewayLatencyMs } from './apply-outcome';
 import { answeredAt, handleResultMessage, handleUnreadableResult, outcomeOf } from './consumer';
 
 const AT = '2024-05-01T12:00:30.000Z';
@@ -40,6 +41,10 @@ describe('outcomeOf: gateway results', () => {
     expect(outcomeOf(gatewayResult({ outcome: 'success', gatewayReference: 'psp-123' }), AT)).toEqual({ kind: 'success', attemptId: 'att-1', at: AT });
   });
 
+  test('When the answer says when its request reached Kafka, then the outcome carries it (health latency starts there)', () => {
+    expect(outcomeOf(gatewayResult({ outcome: 'success', requestedAt: '2026-11-30T11:00:00.000Z' }), AT)).toEqual({ kind: 'success', attemptId: 'att-1', at: AT, requestedAt: '2026-11-30T11:00:00.000Z' });
+  });
+
   test('When a gateway reports a failure with a code, then the outcome is a failure carrying that code for the state machine to classify', () => {
     expect(outcomeOf(gatewayResult({ outcome: 'failure', reasonCode: 'insufficient_funds' }), AT)).toEqual({
       kind: 'failure',
@@ -58,6 +63,19 @@ describe('outcomeOf: gateway results', () => {
     expect(outcomeOf(gatewayResult({ outcome: 'success' }), AT)?.at).toBe(AT);
   });
 });
+describe('gatewayLatencyMs: the gateway health latency (results/apply-outcome.ts)', () => {
+  const attempt = { dispatchedAt: '2026-11-30T11:00:00.000Z' };
+  test('When the answer says when its request reached Kafka, then latency starts there, not at our dispatch decision', () => {
+    // The request waited 3 s in the outbox (a killed instance's leftovers sent by the relay): not the gateway's time.
+    expect(gatewayLatencyMs(attempt, { at: '2026-11-30T11:00:03.200Z', requestedAt: '2026-11-30T11:00:03.000Z' })).toBe(200);
+  });
+  test('When it does not say, or says a time before our decision or after its own answer (clocks apart), then latency runs from our dispatch decision', () => {
+    expect(gatewayLatencyMs(attempt, { at: '2026-11-30T11:00:00.250Z' })).toBe(250);
+    expect(gatewayLatencyMs(attempt, { at: '2026-11-30T11:00:00.250Z', requestedAt: '2026-11-30T10:59:59.000Z' })).toBe(250);
+    expect(gatewayLatencyMs(attempt, { at: '2026-11-30T11:00:00.250Z', requestedAt: '2026-11-30T11:00:09.000Z' })).toBe(250);
+  });
+});
+
 
 describe('answeredAt: when a gateway answered', () => {
   const broker = Date.parse('2024-05-01T12:00:29.500Z');

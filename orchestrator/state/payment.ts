@@ -105,8 +105,9 @@ export type Effect =
  * the next gateway's time). Without `now`, both are `at`.
  */
 export type Outcome = (
-  | { kind: 'success'; attemptId: string; at: string }
-  | { kind: 'failure'; attemptId: string; reasonCode: string | undefined; at: string }
+  // `requestedAt`: when the attempt's request reached Kafka, as the gateway saw it (health latency starts there).
+  | { kind: 'success'; attemptId: string; at: string; requestedAt?: string }
+  | { kind: 'failure'; attemptId: string; reasonCode: string | undefined; at: string; requestedAt?: string }
   /** The attempt's deadline passed (while in flight, or while waiting for a cancel to be confirmed). */
   | { kind: 'timeout'; attemptId: string; at: string }
   /** The gateway confirmed a cancel, or said it never saw the attempt: it will not move money. */
