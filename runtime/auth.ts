@@ -95,10 +95,14 @@ export function createTokenVerifier(settings: TokenSettings, now: () => number =
   };
 }
 
-/** Lets a request through only with a valid token carrying `scope`; 401 or 403 otherwise, before any work. */
+/**
+ * Lets a request through only with a valid token carrying `scope`; 401 or 403 otherwise, before any work. A
+ * principal an earlier handler of the same request verified (the orchestrator's admission gate runs before the
+ * body is read, the route after) is used again rather than verified twice.
+ */
 export function requireScope(verify: TokenVerifier, scope: string): RequestHandler {
   return async (req, res, next) => {
-    const principal = await verify(req.get('Authorization'));
+    const principal = (res.locals.principal as Principal | undefined) ?? (await verify(req.get('Authorization')));
     if (!principal.scopes.has(scope)) throw new AppError(403, 'forbidden', `this operation needs the ${scope} scope`, 'Authorization');
     res.locals.principal = principal;
     next();

@@ -63,6 +63,7 @@ describe('outcomeOf: gateway results', () => {
     expect(outcomeOf(gatewayResult({ outcome: 'success' }), AT)?.at).toBe(AT);
   });
 });
+
 describe('gatewayLatencyMs: the gateway health latency (results/apply-outcome.ts)', () => {
   const attempt = { dispatchedAt: '2026-11-30T11:00:00.000Z' };
   test('When the answer says when its request reached Kafka, then latency starts there, not at our dispatch decision', () => {
@@ -75,7 +76,6 @@ describe('gatewayLatencyMs: the gateway health latency (results/apply-outcome.ts
     expect(gatewayLatencyMs(attempt, { at: '2026-11-30T11:00:00.250Z', requestedAt: '2026-11-30T11:00:09.000Z' })).toBe(250);
   });
 });
-
 
 describe('answeredAt: when a gateway answered', () => {
   const broker = Date.parse('2024-05-01T12:00:29.500Z');

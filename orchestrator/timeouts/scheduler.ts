@@ -24,6 +24,9 @@ export interface TimeoutSchedulerDeps {
   concurrency?: number;
 }
 
+/** Attempts held for their send remembered at most, to report each once; forgotten all at once beyond it. */
+const HELD_FOR_SEND_REMEMBERED = 10_000;
+
 /**
  * Acts on attempt deadlines stored in Redis, but only once the gateway was
  * really silent: a deadline D on results partition p fires when our clock
@@ -35,9 +38,6 @@ export interface TimeoutSchedulerDeps {
  * (docs/decisions/0015). Every instance sweeps; a claim in Redis makes
  * exactly one of them act on each deadline.
  */
-/** Attempts held for their send remembered at most, to report each once; forgotten all at once beyond it. */
-const HELD_FOR_SEND_REMEMBERED = 10_000;
-
 export function startTimeoutScheduler({ store, applyOutcome, progress, clock, logger, pollMs, onSweep, onTimeout, onHeldForSend, leaseMs = 10_000, batchSize = 200, concurrency = 64 }: TimeoutSchedulerDeps) {
   /** Attempts already reported as held for their send, so each is told once. */
   const heldForSend = new Set<string>();
