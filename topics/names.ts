@@ -78,7 +78,7 @@ export function topicSpecs(prefix: string, gatewayIds: readonly string[], layout
     spec(names.deadLetter, 1, retention(30)),
     // One partition keeps the whole trail in order; rule changes are rare.
     spec(names.audit, 1, retention(365)),
-    // Keyed by payment id like the results: any orchestrator may apply a resolution (compare-and-set, ADR 0018).
+    // Keyed by payment id like the results: whichever orchestrator reads it may apply a resolution (compare-and-set, ADR 0018).
     spec(names.reviews, partitions, retention(30)),
   ];
 }
