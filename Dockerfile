@@ -9,8 +9,10 @@ FROM node:20-slim
 WORKDIR /app
 ENV NODE_ENV=production
 
-# Dependencies first, so a source change does not reinstall them.
+# Dependencies first, so a source change does not reinstall them. The patches go in with them:
+# npm ci's postinstall applies them (patch-package, docs/decisions/0020).
 COPY package.json package-lock.json ./
+COPY patches ./patches
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # Only what the services run (no tests, scripts or docs), listed one by one

@@ -26,6 +26,8 @@ export interface PhaseSetup<T> {
   logLevel: string;
   /** Run the orchestrator(s) under the V8 profiler, writing into this directory. */
   profileDir?: string;
+  /** Run the gateway workers under the V8 profiler, writing into this directory. */
+  gatewayProfileDir?: string;
   /** Set up once the stack runs, just before the load starts. */
   scenario?: (context: PhaseContext) => Promise<ScenarioHooks<T>>;
 }
@@ -36,6 +38,8 @@ export interface PhaseResult<T = undefined> extends Omit<LoadResult, 'window'> {
   /** The orchestrator's resident memory every 10 s of the measured window. */
   orchestratorRssSeries: Array<{ atS: number; rssMB: number }>;
   profile?: ProfileSummary;
+  /** The busiest gateway worker's profile. */
+  gatewayProfile?: ProfileSummary;
   scenario?: T;
 }
 
@@ -47,6 +51,7 @@ export async function runPhase<T = undefined>(session: BenchSession, plan: LoadP
     orchestrators: setup.orchestrators,
     logLevel: setup.logLevel,
     ...(setup.profileDir ? { orchestratorNodeArgs: ['--cpu-prof', '--cpu-prof-dir', setup.profileDir] } : {}),
+    ...(setup.gatewayProfileDir ? { gatewayNodeArgs: ['--cpu-prof', '--cpu-prof-dir', setup.gatewayProfileDir] } : {}),
   });
   let scenario: T | undefined;
   let load: LoadResult;
@@ -83,15 +88,16 @@ export async function runPhase<T = undefined>(session: BenchSession, plan: LoadP
     .map((s) => ({ atS: Math.round((s.atMs - window.fromMs) / 1000), rssMB: Number(s.rssMB.toFixed(1)) }));
   // performance.now() to the monotonic clock of V8's profile timestamps (process.hrtime), in microseconds.
   const monotonicOffsetUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
-  const profile = setup.profileDir
-    ? summarizeBusiestProfile(setup.profileDir, { fromUs: window.fromMs * 1000 + monotonicOffsetUs, toUs: window.toMs * 1000 + monotonicOffsetUs })
-    : undefined;
+  const measured = { fromUs: window.fromMs * 1000 + monotonicOffsetUs, toUs: window.toMs * 1000 + monotonicOffsetUs };
+  const profile = setup.profileDir ? summarizeBusiestProfile(setup.profileDir, measured) : undefined;
+  const gatewayProfile = setup.gatewayProfileDir ? summarizeBusiestProfile(setup.gatewayProfileDir, measured) : undefined;
   return {
     ...rest,
     processes: sampler.summaries(window.fromMs, window.toMs),
     machineBusyPercent: sampler.machineBusyPercent(window.fromMs, window.toMs),
     orchestratorRssSeries,
     ...(profile ? { profile } : {}),
+    ...(gatewayProfile ? { gatewayProfile } : {}),
     ...(scenario === undefined ? {} : { scenario }),
   };
 }

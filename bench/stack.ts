@@ -117,6 +117,8 @@ export interface StackOptions {
   logLevel: string;
   /** Node flags for the orchestrator processes, e.g. --cpu-prof. */
   orchestratorNodeArgs?: string[];
+  /** Node flags for the gateway worker processes. */
+  gatewayNodeArgs?: string[];
 }
 
 export interface BenchStack {
@@ -192,7 +194,7 @@ export async function startBenchStack(env: BenchEnv, broker: BenchBroker, option
     const gateways = new Map<string, ServiceProcess>();
     for (const { gatewayId } of rules) {
       // Zero added latency: the benchmark measures the orchestrator, not a simulated PSP.
-      gateways.set(gatewayId, await start(`gateway-${gatewayId}`, 'gateways/main.ts', { GATEWAY_ID: gatewayId, SANDBOX_LATENCY_MS: '0' }));
+      gateways.set(gatewayId, await start(`gateway-${gatewayId}`, 'gateways/main.ts', { GATEWAY_ID: gatewayId, SANDBOX_LATENCY_MS: '0' }, options.gatewayNodeArgs));
     }
     const orchestrators: ServiceProcess[] = [];
     for (let instance = 1; instance <= options.orchestrators; instance++) {

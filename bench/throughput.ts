@@ -24,7 +24,8 @@ const USAGE = `usage: npm run bench [-- options]        (npm run bench:soak [-- 
   --soak                300/s (or --rate) for 10 minutes, with the orchestrator's RSS series,
                         written to docs/benchmarks/soak.{json,md}
   --skip-echo           no echo baseline (the soak never runs one)
-  --profile             run the orchestrator with --cpu-prof; print its top self-time functions
+  --profile             run the orchestrator and the gateway workers with --cpu-prof; print the top
+                        self-time functions of the orchestrator and of the busiest gateway worker
   --brokers N           start a local Kafka of N nodes (1; 3 = replication factor 3, min.insync.replicas 2);
                         ignored with KAFKA_BROKERS
   --log-level LEVEL     the services' LOG_LEVEL (info, as in production)
@@ -126,11 +127,14 @@ runBench(async (cleanup) => {
     const phase = await runPhase(session, plan, {
       orchestrators: 1,
       logLevel: options.logLevel,
-      ...(options.profile ? { profileDir: session.subDir(`profile-${name.replace('/', '-per-')}`) } : {}),
+      ...(options.profile
+        ? { profileDir: session.subDir(`profile-${name.replace('/', '-per-')}`), gatewayProfileDir: session.subDir(`profile-gateways-${name.replace('/', '-per-')}`) }
+        : {}),
     });
     phases.push(phase);
     console.error(`${name}: accepted ${phase.acceptedPerSecond}/s, completed ${phase.completedPerSecond}/s, p95 ${phase.endToEndMs.p95} ms, errors ${phase.errorCount}, lost ${phase.lost}`);
     if (phase.profile) console.log(formatProfile(phase.profile));
+    if (phase.gatewayProfile) console.log(formatProfile(phase.gatewayProfile));
   }
 
   const results: ThroughputResults = {
