@@ -27,7 +27,8 @@ COPY backoffice ./backoffice
 COPY grafana/alert-receiver ./grafana/alert-receiver
 
 # The young generation every service runs with, as scripts/processes.ts starts them (ADR 0019). In NODE_OPTIONS,
-# so compose's and Kubernetes' own commands get it too.
+# so compose's and Kubernetes' own commands get it too. The old generation's floor is not allowed in NODE_OPTIONS:
+# it is on each command line, here and in compose and deploy/ (ADR 0021).
 ENV NODE_OPTIONS=--max-semi-space-size=32
 USER node
-CMD ["node", "--import", "tsx", "orchestrator/main.ts"]
+CMD ["node", "--initial-old-space-size=64", "--import", "tsx", "orchestrator/main.ts"]

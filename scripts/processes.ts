@@ -35,13 +35,21 @@ export interface ServiceProcess {
 
 /**
  * Node flags every service runs with, here as in the image (Dockerfile's
- * NODE_OPTIONS): a 32 MB young generation (semi-space) instead of V8's 16 MB.
- * A service allocates a few short-lived documents and messages per payment,
- * and with the default the scavenger ran often enough to be the largest
- * single cost in the orchestrator's profile; 32 MB kept RSS under 300 MB
- * flat out, 64 MB did not (docs/decisions/0019-young-generation-size.md).
+ * NODE_OPTIONS):
+ * - a 32 MB young generation (semi-space) instead of V8's 16 MB. A service
+ *   allocates a few short-lived documents and messages per payment, and with
+ *   the default the scavenger ran often enough to be the largest single cost
+ *   in the orchestrator's profile; 32 MB kept RSS under 300 MB flat out, 64 MB
+ *   did not (docs/decisions/0019-young-generation-size.md);
+ * - no full collection before the old generation holds 64 MB. A gateway
+ *   worker keeps about 20 MB alive, V8's limit followed it, and at load it ran
+ *   a full collection every 2 to 3 s, each one dropping the optimised code of
+ *   kafkajs' per-call closures so they were compiled again
+ *   (docs/decisions/0021-old-generation-floor.md).
  */
-export const SERVICE_NODE_FLAGS = ['--max-semi-space-size=32'];
+export const SERVICE_NODE_FLAGS = ['--max-semi-space-size=32', '--initial-old-space-size=64'];
+/** Those of SERVICE_NODE_FLAGS that node refuses in NODE_OPTIONS: the image's, compose's and deploy/'s commands carry them. */
+export const COMMAND_LINE_NODE_FLAGS = SERVICE_NODE_FLAGS.filter((flag) => flag.startsWith('--initial-old-space-size'));
 
 export interface ServiceProcessOptions {
   readyTimeoutMs?: number;

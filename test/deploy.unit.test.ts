@@ -7,6 +7,7 @@ import { backofficeEnvKeys, loadBackofficeConfig } from '../backoffice/config';
 import { gatewayEnvKeys, loadGatewayConfig } from '../gateways/config';
 import { loadOrchestratorConfig, orchestratorEnvKeys } from '../orchestrator/config';
 import { readRulesFile } from '../orchestrator/routing/rules';
+import { COMMAND_LINE_NODE_FLAGS } from '../scripts/processes';
 import { serviceSpecs } from '../scripts/stack';
 import { topicNames } from '../topics/names';
 import { loadTopicsCliConfig, topicsCliEnvKeys } from '../topics/create-cli';
@@ -323,7 +324,8 @@ describe('deploy/ against the code', () => {
         covered: true,
       });
       // node itself, not a wrapper: the kubelet's SIGTERM must reach the service.
-      expect({ name: w.metadata.name, command: containerOf(w).command.slice(0, 3) }).toEqual({ name: w.metadata.name, command: ['node', '--import', 'tsx'] });
+      // With the heap flag node refuses in NODE_OPTIONS (ADR 0021), as scripts/processes.ts runs services.
+      expect({ name: w.metadata.name, command: containerOf(w).command.slice(0, 4) }).toEqual({ name: w.metadata.name, command: ['node', ...COMMAND_LINE_NODE_FLAGS, '--import', 'tsx'] });
     }
   });
 
