@@ -9,6 +9,7 @@ import { gatewayEnvKeys, loadGatewayConfig } from '../gateways/config';
 import { loadOrchestratorConfig, orchestratorEnvKeys } from '../orchestrator/config';
 import { readRulesFile } from '../orchestrator/routing/rules';
 import { localKafkaUsers } from '../scripts/kafka-local';
+import { COMMAND_LINE_NODE_FLAGS } from '../scripts/processes';
 import { serviceSpecs } from '../scripts/stack';
 import { loadTopicsCliConfig, topicsCliEnvKeys } from '../topics/create-cli';
 
@@ -211,8 +212,8 @@ describe('docker-compose.yml against the code', () => {
       const drainMs = config?.SHUTDOWN_GRACE_MS ?? 0;
       const graceMs = definition.stop_grace_period === undefined ? DOCKER_DEFAULT_STOP_GRACE_MS : durationMs(definition.stop_grace_period);
       expect({ name, drainMs: drainMs > 0, covered: graceMs > drainMs, init: definition.init }).toEqual({ name, drainMs: true, covered: true, init: true });
-      // node itself, not a wrapper that might not pass the signal on.
-      expect({ name, command: [definition.command ?? []].flat().slice(0, 3) }).toEqual({ name, command: ['node', '--import', 'tsx'] });
+      // node itself, not a wrapper that might not pass the signal on, with the heap flag node refuses in NODE_OPTIONS (ADR 0021).
+      expect({ name, command: [definition.command ?? []].flat().slice(0, 4) }).toEqual({ name, command: ['node', ...COMMAND_LINE_NODE_FLAGS, '--import', 'tsx'] });
     }
   });
 
