@@ -45,13 +45,16 @@ export interface PhaseResult<T = undefined> extends Omit<LoadResult, 'window'> {
 
 const RSS_SERIES_STEP_MS = 10_000;
 
+/** Node flags that write a V8 CPU profile into `dir` when the process exits. */
+const profilerArgs = (dir: string) => ['--cpu-prof', '--cpu-prof-dir', dir];
+
 export async function runPhase<T = undefined>(session: BenchSession, plan: LoadPlan, setup: PhaseSetup<T>): Promise<PhaseResult<T>> {
   const { sampler } = session;
   const stack = await session.startStack({
     orchestrators: setup.orchestrators,
     logLevel: setup.logLevel,
-    ...(setup.profileDir ? { orchestratorNodeArgs: ['--cpu-prof', '--cpu-prof-dir', setup.profileDir] } : {}),
-    ...(setup.gatewayProfileDir ? { gatewayNodeArgs: ['--cpu-prof', '--cpu-prof-dir', setup.gatewayProfileDir] } : {}),
+    ...(setup.profileDir ? { orchestratorNodeArgs: profilerArgs(setup.profileDir) } : {}),
+    ...(setup.gatewayProfileDir ? { gatewayNodeArgs: profilerArgs(setup.gatewayProfileDir) } : {}),
   });
   let scenario: T | undefined;
   let load: LoadResult;

@@ -124,12 +124,11 @@ runBench(async (cleanup) => {
   for (const shape of shapesOf(options)) {
     const name = phaseName(shape);
     const plan: LoadPlan = { name, shape, warmupS: options.warmupS, durationS: options.durationS, drainTimeoutS: DRAIN_TIMEOUT_S, body: (index) => paymentBody(routes, index) };
+    const dirName = name.replace('/', '-per-');
     const phase = await runPhase(session, plan, {
       orchestrators: 1,
       logLevel: options.logLevel,
-      ...(options.profile
-        ? { profileDir: session.subDir(`profile-${name.replace('/', '-per-')}`), gatewayProfileDir: session.subDir(`profile-gateways-${name.replace('/', '-per-')}`) }
-        : {}),
+      ...(options.profile ? { profileDir: session.subDir(`profile-${dirName}`), gatewayProfileDir: session.subDir(`profile-gateways-${dirName}`) } : {}),
     });
     phases.push(phase);
     console.error(`${name}: accepted ${phase.acceptedPerSecond}/s, completed ${phase.completedPerSecond}/s, p95 ${phase.endToEndMs.p95} ms, errors ${phase.errorCount}, lost ${phase.lost}`);

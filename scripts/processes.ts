@@ -34,8 +34,8 @@ export interface ServiceProcess {
 }
 
 /**
- * Node flags every service runs with, here as in the image (Dockerfile's
- * NODE_OPTIONS):
+ * Node flags every service runs with, here as in the image (the Dockerfile's
+ * NODE_OPTIONS, and COMMAND_LINE_NODE_FLAGS on each command line):
  * - a 32 MB young generation (semi-space) instead of V8's 16 MB. A service
  *   allocates a few short-lived documents and messages per payment, and with
  *   the default the scavenger ran often enough to be the largest single cost
