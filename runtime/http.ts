@@ -70,7 +70,7 @@ export function createHttpApp(options: HttpOptions, routes: (app: Express) => vo
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
       const labels = { method: req.method, route: `${req.baseUrl}${route}` };
       end(labels);
-      requests.inc({ ...labels, status: String(res.statusCode) });
+      requests.inc({ method: labels.method, route: labels.route, status: String(res.statusCode) });
     });
     next();
   };

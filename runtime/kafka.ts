@@ -68,6 +68,11 @@ export function createKafka(connection: KafkaConnection, clientId: string, logge
 export interface OutgoingMessage {
   key: string;
   value: { type: string };
+  /**
+   * `value` as JSON text, when it was serialized already (the outbox stores the same text it sends,
+   * orchestrator/state/store.ts): sent as it is instead of serialized a second time.
+   */
+  json?: string;
   headers?: Record<string, string>;
 }
 
@@ -237,7 +242,7 @@ export async function createPublisher(
       acks: -1,
       topicMessages: [...byTopic].map(([topic, batch]) => ({
         topic,
-        messages: batch.map((message) => ({ key: message.key, value: JSON.stringify(message.value), ...(message.headers ? { headers: message.headers } : {}) })),
+        messages: batch.map((message) => ({ key: message.key, value: message.json ?? JSON.stringify(message.value), ...(message.headers ? { headers: message.headers } : {}) })),
       })),
     });
     for (const [topic, batch] of byTopic) metrics.produced.inc({ topic }, batch.length);
@@ -284,7 +289,7 @@ export async function createPublisher(
 
   return {
     producer,
-    publish: (topic, messages) => enqueue(messages.map((message) => ({ ...message, topic }))),
+    publish: (topic, messages) => enqueue(messages.map((message) => Object.assign({}, message, { topic }))),
     publishAll: enqueue,
     flush: () => drained,
   };

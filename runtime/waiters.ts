@@ -8,14 +8,13 @@ export type Waiter<T> = T & { wake: () => void };
  */
 export function waitInSet<T extends object>(waiters: Set<Waiter<T>>, fields: T, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const waiter: Waiter<T> = {
-      ...fields,
+    const waiter: Waiter<T> = Object.assign({}, fields, {
       wake: () => {
         clearTimeout(timer);
         waiters.delete(waiter);
         resolve(true);
       },
-    };
+    });
     const timer = setTimeout(() => {
       waiters.delete(waiter);
       resolve(false);

@@ -47,7 +47,7 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
       const ids = { paymentId, attemptId: outcome.attemptId, gatewayId: attempt?.gatewayId };
       if (!stored) {
         metrics.outcomesIgnored.inc({ why: 'unknown-payment' });
-        logger.warn({ ...ids, outcome: outcome.kind }, 'outcome for an unknown payment');
+        logger.warn(Object.assign(ids, { outcome: outcome.kind }), 'outcome for an unknown payment');
         return 'unknown-payment';
       }
       const decision = await decideWithinBudget(
@@ -57,14 +57,14 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
       );
       if (!decision.changed) {
         metrics.outcomesIgnored.inc({ why: decision.why });
-        logger.info({ ...ids, outcome: outcome.kind, why: decision.why }, 'outcome changed nothing');
+        logger.info(Object.assign(ids, { outcome: outcome.kind, why: decision.why }), 'outcome changed nothing');
         if (decision.why === 'not-in-review' || decision.why === 'decision-does-not-fit') return 'refused';
         return decision.why === 'unknown-attempt' ? 'unknown-attempt' : 'unchanged';
       }
       const written = await store.update(stored, decision.payment, effects.messagesFor(decision.payment, decision.effects));
       if (!written) continue;
       if (attempt) learn(deps, stored.payment, decision.payment, attempt, outcome);
-      logger.info({ ...ids, outcome: outcome.kind, status: decision.payment.status, effects: decision.effects.map((effect) => effect.type) }, 'outcome applied');
+      logger.info(Object.assign(ids, { outcome: outcome.kind, status: decision.payment.status, effects: decision.effects.map((effect) => effect.type) }), 'outcome applied');
       effects.observe(decision.payment, decision.effects);
       // Not awaited: the messages are stored with the change, so the relay sends them if this send fails or the
       // process dies. The consumer moves on to the next result instead of waiting a Kafka round trip per outcome,

@@ -46,7 +46,7 @@ export function handleResultMessage(applyOutcome: OutcomeApplier, clock: () => D
       logger.critical({ ...ids, message }, 'compensation not confirmed by the gateway: a person must reconcile this attempt');
       throw new RejectMessage('needs-reconciliation', `${message.type} for ${message.paymentId}/${message.attemptId} cannot be applied`);
     }
-    const applied = await applyOutcome(message.paymentId, { ...outcome, now: clock().toISOString() });
+    const applied = await applyOutcome(message.paymentId, Object.assign(outcome, { now: clock().toISOString() }));
     if (applied === 'unknown-payment' || applied === 'unknown-attempt') {
       throw new RejectMessage(applied, `${message.type} for ${message.paymentId}/${message.attemptId} from ${message.gatewayId}`);
     }

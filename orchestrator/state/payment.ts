@@ -157,7 +157,9 @@ export function createPayment(
   const attempt = newAttempt(1, attemptId, routing, timeoutMs, now);
   const at = now.toISOString();
   return {
-    payment: { ...fields, status: 'PENDING', createdAt: at, updatedAt: at, statusSequence: 1, attempts: [attempt] },
+    // Not `{ ...fields, status, … }`: in Node 20's V8 each key a literal adds after a spread is a slow runtime call
+    // (docs/benchmarks/efficiency.md); keys that only replace one the spread copied are not.
+    payment: Object.assign({}, fields, { status: 'PENDING' as const, createdAt: at, updatedAt: at, statusSequence: 1, attempts: [attempt] }),
     effects: [{ type: 'dispatch', attempt }, { type: 'publish-status' }],
   };
 }
@@ -272,7 +274,7 @@ function settleSuccess(payment: Payment, attempt: Attempt, at: string): Decision
   const attempts = payment.attempts.map((candidate): Attempt => {
     if (candidate.id === attempt.id) {
       const { reasonCode: _timedOut, ...rest } = candidate;
-      return { ...rest, status: 'succeeded', completedAt: at };
+      return Object.assign({}, rest, { status: 'succeeded' as const, completedAt: at });
     }
     if (!isOpen(candidate)) return candidate;
     const closed: Attempt = { ...candidate, status: 'cancelled', completedAt: at };
@@ -375,7 +377,7 @@ type Ending = Extract<Outcome, { kind: 'failure' | 'timeout' }>;
 function closedAttempt(attempt: Attempt, outcome: Ending): Attempt {
   const status: AttemptStatus = outcome.kind === 'timeout' ? 'timed-out' : 'failed';
   const reasonCode = outcome.kind === 'failure' ? outcome.reasonCode : 'timeout';
-  return { ...attempt, status, completedAt: outcome.at, ...(reasonCode === undefined ? {} : { reasonCode }) };
+  return Object.assign({}, attempt, { status, completedAt: outcome.at }, reasonCode === undefined ? {} : { reasonCode });
 }
 
 function withAttempt(payment: Payment, replacement: Attempt, at: string): Payment {

@@ -158,10 +158,22 @@ const LATE_DISPATCH_MS = 250;
 const deadlinePairs = (payment: Payment): Array<[number, string]> =>
   openDeadlines(payment).map(({ attemptId, deadline }) => [Date.parse(deadline), deadlineMember(payment.id, attemptId)]);
 
-/** Fields sort in the order the messages were decided: by revision, then by position. */
+/**
+ * Fields sort in the order the messages were decided: by revision, then by position. Each value is serialized
+ * here once: the outbox stores that text and the publisher sends it (runtime/kafka.ts OutgoingMessage.json).
+ */
 function outboxOf(paymentId: string, revision: number, messages: TopicMessage[]): Outbox {
   const fields = messages.map((_, index) => `${String(revision).padStart(8, '0')}:${String(index).padStart(3, '0')}`);
-  return { paymentId, fields, messages };
+  return { paymentId, fields, messages: messages.map((message) => Object.assign({}, message, { json: JSON.stringify(message.value) })) };
+}
+
+/**
+ * A message as the outbox stores it: the text of JSON.stringify({ topic, key, value, headers }), built around the
+ * value's JSON made once in outboxOf; the relay parses it back (claimOverdueOutboxes).
+ */
+function storedForm({ topic, key, value, json, headers }: TopicMessage): string {
+  const valueJson = json ?? JSON.stringify(value);
+  return `{"topic":${JSON.stringify(topic)},"key":${JSON.stringify(key)},"value":${valueJson}${headers ? `,"headers":${JSON.stringify(headers)}` : ''}}`;
 }
 
 export interface StoreSettings {
@@ -187,7 +199,7 @@ const idemKey = ({ caller, key }: ScopedIdempotencyKey) => `idem:${Buffer.from(c
 export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock, resultsPartitionOf }: StoreSettings) {
   const deadlinesOf = (paymentId: string) => deadlinesKey(resultsPartitionOf(paymentId));
   const redis = withScripts(connection);
-  const entriesOf = (outbox: Outbox) => outbox.fields.flatMap((field, index) => [field, JSON.stringify(outbox.messages[index])]);
+  const entriesOf = (outbox: Outbox) => outbox.fields.flatMap((field, index) => [field, storedForm(outbox.messages[index]!)]);
   const due = () => clock().getTime() + outboxGraceMs;
   // Channels are not prefixed by ioredis, so the prefix is added here to keep stacks apart.
   const terminalChannel = `${connection.options.keyPrefix ?? ''}terminal`;
