@@ -82,6 +82,7 @@ const Decoder = require('kafkajs/src/protocol/decoder') as new (buffer: Buffer) 
   readArray<T>(read: (decoder: InstanceType<typeof Decoder>) => T): T[];
 };
 const produceRequest = require('kafkajs/src/protocol/requests/produce/v3/request') as (request: object) => { encode(): Promise<{ buffer: Buffer }> };
+const groupMessagesPerPartition = require('kafkajs/src/producer/groupMessagesPerPartition') as (request: object) => Record<string, Array<{ key: string }>>;
 const decodeRecordBatch = require('kafkajs/src/protocol/recordBatch/v0/decoder') as (decoder: object) => Promise<{
   records: Array<{ key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer>; offset: string }>;
 }>;
@@ -187,5 +188,22 @@ describe('kafkajs encoder, as patched', () => {
       ['pay-1', '{"type":"payment.status"}', [], '0'],
       ['pay-2', 'ünïcode ✓', ['signature=abc'], '1'],
     ]);
+  });
+});
+
+describe('kafkajs grouping of a produce request by partition, as patched', () => {
+  test('When messages are grouped, then each partition gets its messages in the order they were given, and none is lost', () => {
+    const partitionMetadata = Array.from({ length: 4 }, (_, partitionId) => ({ partitionId, leader: 0 }));
+    const messages = Array.from({ length: 500 }, (_, i) => ({ key: `pay-${i % 37}`, value: String(i) }));
+    const partitioner = ({ message }: { message: { key: string } }) => Number(message.key.slice(4)) % 4;
+    const grouped = groupMessagesPerPartition({ topic: 't', partitionMetadata, messages, partitioner });
+    expect(Object.keys(grouped).sort()).toEqual(['0', '1', '2', '3']);
+    for (const [partition, inPartition] of Object.entries(grouped)) {
+      expect(inPartition).toEqual(messages.filter((message) => partitioner({ message }) === Number(partition)));
+    }
+  });
+
+  test('When the topic has no partition metadata, then nothing is grouped', () => {
+    expect(groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages: [{ key: 'a', value: 'b' }], partitioner: () => 0 })).toEqual({});
   });
 });
