@@ -406,7 +406,7 @@ export function createGatewayHealth(settings: GatewayHealthSettings, deps: Gatew
      */
     record(gatewayId: string, outcome: Outcome, latencyMs?: number): void {
       const current = entry(gatewayId);
-      observe(current, { ok: outcome === 'ok', ...(latencyMs === undefined ? {} : { latencyMs }) });
+      observe(current, latencyMs === undefined ? { ok: outcome === 'ok' } : { ok: outcome === 'ok', latencyMs });
       countStreak(gatewayId, current, outcome);
       armEjectionTime(current);
       // An open breaker rejects the fire without counting it; that rejection is expected.
