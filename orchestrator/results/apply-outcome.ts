@@ -32,7 +32,8 @@ const MAX_CONFLICTS = 20;
 /**
  * Applies one attempt outcome (a gateway result, a command result or an
  * expired deadline) to its payment, exactly once whichever instance gets it:
- * read, decide, and store with compare-and-set; a concurrent change makes it
+ * read (this instance's last written copy when it has one, store.latest),
+ * decide, and store with compare-and-set; a concurrent change makes it
  * read and decide again, and an outcome that changes nothing (a duplicate)
  * stores and sends nothing. Health (breaker, weights) learns from the outcome
  * only once it is stored, so a duplicate is not counted twice.
@@ -41,7 +42,7 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
   const { store, effects, outbox, router, decisionContext, metrics, logger } = deps;
   return async function applyOutcome(paymentId: string, outcome: Outcome): Promise<ApplyResult> {
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const stored = await store.get(paymentId);
+      const stored = await store.latest(paymentId);
       const attempt = stored?.payment.attempts.find((candidate) => candidate.id === outcome.attemptId);
       // Fields on each line rather than a child logger: building a child per outcome cost more than the lines.
       const ids = { paymentId, attemptId: outcome.attemptId, gatewayId: attempt?.gatewayId };
