@@ -49,7 +49,7 @@ describe('payment store: the last written copy', () => {
 
     const latest = await store.latest(payment.id);
     expect(reads).not.toHaveBeenCalled();
-    expect(latest).toEqual({ payment, revision: '1' });
+    expect(latest).toEqual({ payment, revision: '1', copy: true });
 
     const decision = decide(latest!.payment, success(payment), context);
     if (!decision.changed) throw new Error('unchanged');
@@ -69,9 +69,10 @@ describe('payment store: the last written copy', () => {
     if (!settled.changed) throw new Error('unchanged');
     expect(await elsewhere.update(stored!, settled.payment, [])).toBeDefined();
 
-    // This instance still holds revision 1 and decides a timeout on it: the write must lose.
+    // This instance still holds revision 1, marked as a copy (so a decision to change nothing is checked against
+    // Redis by the outcome path), and decides a timeout on it: the write must lose.
     const stale = await here.latest(payment.id);
-    expect(stale?.revision).toBe('1');
+    expect(stale).toMatchObject({ revision: '1', copy: true });
     const timedOut = decide(stale!.payment, { kind: 'timeout', attemptId: payment.attempts[0]!.id, at: clock().toISOString() }, context);
     if (!timedOut.changed) throw new Error('unchanged');
     expect(await here.update(stale!, timedOut.payment, [])).toBeUndefined();

@@ -41,8 +41,9 @@ const MAX_CONFLICTS = 20;
 export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
   const { store, effects, outbox, router, decisionContext, metrics, logger } = deps;
   return async function applyOutcome(paymentId: string, outcome: Outcome): Promise<ApplyResult> {
+    let readStored = false;
     for (let conflicts = 0; conflicts < MAX_CONFLICTS; conflicts++) {
-      const stored = await store.latest(paymentId);
+      const stored = readStored ? await store.get(paymentId) : await store.latest(paymentId);
       const attempt = stored?.payment.attempts.find((candidate) => candidate.id === outcome.attemptId);
       // Fields on each line rather than a child logger: building a child per outcome cost more than the lines.
       const ids = { paymentId, attemptId: outcome.attemptId, gatewayId: attempt?.gatewayId };
@@ -57,6 +58,12 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
         (result: Decision) => (result.changed ? result.effects : []),
       );
       if (!decision.changed) {
+        // Decided on this instance's copy, which another instance may have changed since (a failover to an attempt
+        // the copy does not know, a review it has not seen): "nothing to do" is believed only of what is stored.
+        if (stored.copy) {
+          readStored = true;
+          continue;
+        }
         metrics.outcomesIgnored.inc({ why: decision.why });
         logger.info(Object.assign(ids, { outcome: outcome.kind, why: decision.why }), 'outcome changed nothing');
         if (decision.why === 'not-in-review' || decision.why === 'decision-does-not-fit') return 'refused';

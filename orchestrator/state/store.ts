@@ -128,6 +128,8 @@ function withScripts(redis: Redis): Redis & Scripts {
 export interface StoredPayment {
   payment: Payment;
   revision: string;
+  /** Set on this instance's last written copy (store.latest): another instance may have changed it since. */
+  copy?: true;
 }
 
 /** Messages stored with a state change, under the fields that identify them in the outbox. */
@@ -231,8 +233,9 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
     /**
      * The payment as this instance last wrote it, else as stored (`get`): for deciding on an outcome. The
      * owner of a payment's results partition is the instance that accepted it always with one instance, about
-     * one time in k with k; each hit saves a round trip and a JSON parse. Safe because `update` is a compare-and-set on the revision: a copy that another
-     * instance changed since fails the update, which drops the copy, and the caller reads again.
+     * one time in k with k; each hit saves a round trip and a JSON parse. A copy (`copy: true`) may be stale:
+     * a change decided on it is safe, because `update` is a compare-and-set on the revision that refuses a copy
+     * another instance changed since (and drops it); a decision to change nothing must be checked against `get`.
      */
     async latest(paymentId: string): Promise<StoredPayment | undefined> {
       return lastWritten.get(paymentId) ?? get(paymentId);
@@ -261,7 +264,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         ...entriesOf(outbox),
       );
       if (existing === null) {
-        remember({ payment, revision: '1' });
+        remember({ payment, revision: '1', copy: true });
         return { created: true, outbox };
       }
       const [paymentId = '', hash = ''] = existing.split('|');
@@ -311,7 +314,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       );
       if (applied !== 1) return undefined;
       // A payment nothing waits on any more is not kept: a duplicate or late answer for it reads it afresh.
-      if (!isTerminal(next.status) || openDeadlines(next).length > 0) remember({ payment: next, revision: String(Number(previous.revision) + 1) });
+      if (!isTerminal(next.status) || openDeadlines(next).length > 0) remember({ payment: next, revision: String(Number(previous.revision) + 1), copy: true });
       return outbox;
     },
 
