@@ -89,6 +89,10 @@ export async function reapOnExit(label: string, pids: readonly number[], options
     if (current.groups.size > 0) return;
     // Nothing left to watch: the reaper exits once the channel closes.
     if (connection === current) connection = undefined;
+    // The child is unreferenced (it must not keep this process alive) and its channel is about to close: without a
+    // reference, nothing keeps the event loop running while this waits, and Node would exit here, with code 0,
+    // in the middle of its caller (jest's global teardown, which then never set the run's failure exit code).
+    current.child.ref();
     if (current.child.connected) current.child.disconnect();
     await current.exited;
   };

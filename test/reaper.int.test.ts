@@ -81,4 +81,26 @@ describe('the reaper', () => {
     await untilReaped([owner.reaper], 'the reaper');
     expect(alive([released])).toEqual([released]);
   });
+
+  test('When the last group is released by a process with nothing else to keep it running, then the process goes on after the release and exits with its own code', async () => {
+    // As jest's global teardown: it releases the test broker's group, then must still set the run's exit code.
+    const script = `
+      const { spawn } = require('node:child_process');
+      const { reapOnExit } = require('./scripts/reaper');
+      (async () => {
+        const sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
+        sleeper.unref();
+        const reaping = await reapOnExit('a long sleep', [sleeper.pid]);
+        await reaping.release();
+        process.kill(sleeper.pid);
+        console.log('released');
+        process.exitCode = 7;
+      })();`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    owners.push(child);
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect({ output: output.trim(), code }).toEqual({ output: 'released', code: 7 });
+  });
 });
