@@ -314,7 +314,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       );
       if (applied !== 1) return undefined;
       // A payment nothing waits on any more is not kept: a duplicate or late answer for it reads it afresh.
-      if (!isTerminal(next.status) || openDeadlines(next).length > 0) remember({ payment: next, revision: String(Number(previous.revision) + 1), copy: true });
+      if (!isTerminal(next.status) || stillOpen.size > 0) remember({ payment: next, revision: String(Number(previous.revision) + 1), copy: true });
       return outbox;
     },
 
