@@ -26,7 +26,9 @@ describe('cluster: Redis writes that no replica confirms', () => {
   test('When writes find no replica, then each fails NotReplicatedError, enough in a row make the writes unconfirmed, and a replica in sync makes them confirmed again', async () => {
     primary = await startOwnedRedis();
     const registry = new Registry();
-    redis = createRedis(`${primary.url}?waitReplicas=1&waitTimeoutMs=50`, `test:${randomUUID()}:`, createLogger('test', 'silent'), registry);
+    // 1 s: a replica in sync acknowledges within it even on a busy machine (50 ms was missed under a full parallel
+    // run); a write with no replica waits it out, so the first writes take a second each.
+    redis = createRedis(`${primary.url}?waitReplicas=1&waitTimeoutMs=1000`, `test:${randomUUID()}:`, createLogger('test', 'silent'), registry);
     await redis.connect();
 
     for (let write = 1; write <= UNCONFIRMED_WAITS_BEFORE_NOT_READY; write++) {
