@@ -159,9 +159,11 @@ const PARTITIONS_REMEMBERED = 20_000;
  * client; a message's own `partition` or a missing key as kafkajs does),
  * remembering a string key's partition per partition count. A payment's
  * several messages (its statuses, attempt requests and attempt events) share
- * its id as key, and kafkajs' murmur2 builds a 64-bit Long object per byte
- * step: it was 8% of the orchestrator's allocations per payment
- * (docs/benchmarks/efficiency.md). Same partitions as kafkajs' own, by
+ * its id as key. kafkajs' murmur2 built a 64-bit Long object per byte step
+ * (8% of the orchestrator's allocations per payment, docs/benchmarks/
+ * efficiency.md) until the patch of ADR 0020 made it 32-bit; each call still
+ * copies the key into a Buffer and filters the partition list, which the
+ * messages after a payment's first skip. Same partitions as kafkajs' own, by
  * construction: the first answer for a key is kafkajs'.
  */
 export const rememberingPartitioner: ICustomPartitioner = () => {
