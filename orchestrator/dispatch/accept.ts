@@ -62,7 +62,8 @@ export function createAcceptPayment({ store, router, effects: effectsOf, outbox,
     if (!created.created) return { payment: await replay(created.paymentId, created.requestHash), replayed: true };
 
     metrics.paymentsAccepted.inc({ type: payment.type, region: payment.region, currency: payment.currency });
-    logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: payment.attempts[0]?.gatewayId, type: payment.type }, 'payment accepted');
+    // The one line of a payment's acceptance: its first attempt's dispatch and its PENDING status are in it.
+    logger.info({ paymentId: payment.id, attemptId: payment.attempts[0]?.id, gatewayId: payment.attempts[0]?.gatewayId, type: payment.type, status: payment.status }, 'payment accepted');
     effectsOf.observe(payment, effects);
     // Stored with its outbox, so accepted: the answer does not wait for Kafka. The send goes out with other
     // payments' in the next produce request, and if Kafka does not take it (a broker outage), the relay sends

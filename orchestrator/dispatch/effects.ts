@@ -126,20 +126,21 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
               if (reason === 'rate-limited') metrics.rateLimited.inc({ gateway: gatewayId });
             }
             metrics.attemptsDispatched.inc({ gateway: effect.attempt.gatewayId, attempt: effect.attempt.number > 1 ? 'failover' : 'first' });
-            logger.info(Object.assign(ids, { attempt: effect.attempt.number }), 'attempt dispatched');
+            // A first attempt is named by the 'payment accepted' line (dispatch/accept.ts): one line per payment
+            // accepted, not three. A failover's new attempt gets its own line, with its id and gateway.
+            if (effect.attempt.number > 1) logger.info(Object.assign(ids, { attempt: effect.attempt.number }), 'attempt dispatched');
             break;
-          case 'publish-status': {
-            const attempt = statusAttempt(payment);
+          case 'publish-status':
+            // Not logged on a line of its own: the line of the change that published it ('payment accepted',
+            // 'outcome applied') carries the status and reason.
             if (payment.status !== 'PENDING') {
               metrics.paymentsCompleted.inc({ type: payment.type, region: payment.region, currency: payment.currency, status: payment.status });
               metrics.paymentDuration.observe(
-                { type: payment.type, gateway: attempt?.gatewayId ?? 'none', status: payment.status },
+                { type: payment.type, gateway: statusAttempt(payment)?.gatewayId ?? 'none', status: payment.status },
                 (Date.parse(payment.updatedAt) - Date.parse(payment.createdAt)) / 1000,
               );
             }
-            logger.info({ paymentId: payment.id, attemptId: attempt?.id, gatewayId: attempt?.gatewayId, status: payment.status, reason: payment.reason }, 'payment status');
             break;
-          }
           case 'cancel':
             logger.warn(ids, 'attempt cancel sent');
             break;

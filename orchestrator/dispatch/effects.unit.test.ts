@@ -275,14 +275,23 @@ describe('effects.messagesFor', () => {
 });
 
 describe('effects.observe', () => {
-  test('When a first attempt is dispatched, then it is counted for its gateway as a first attempt and logged, and nothing is counted as rate-limited', async () => {
+  test("When a first attempt is dispatched, then it is counted for its gateway as a first attempt, nothing is counted as rate-limited, and it gets no line of its own (the 'payment accepted' line names it)", async () => {
     const { effects, metrics, logs } = harness();
     const attempt = attemptTo(1, 'gw-a');
 
     effects.observe(givenPayment(), [{ type: 'dispatch', attempt }]);
 
     expect(await everyCount(metrics)).toEqual({ ...NOTHING_COUNTED, attemptsDispatched: [{ gateway: 'gw-a', attempt: 'first', value: 1 }] });
-    expect(logs).toEqual([expect.objectContaining({ level: levelOf('info'), msg: 'attempt dispatched', paymentId: 'pay-1', attemptId: 'att-1', gatewayId: 'gw-a', attempt: 1 })]);
+    expect(logs).toEqual([]);
+  });
+
+  test('When a failover attempt is dispatched, then it is logged with its own attempt id, gateway and number', () => {
+    const { effects, logs } = harness();
+    const next = attemptTo(2, 'gw-b');
+
+    effects.observe(givenPayment({ attempts: [attemptTo(1, 'gw-a', 'timed-out'), next] }), [{ type: 'dispatch', attempt: next }]);
+
+    expect(logs).toEqual([expect.objectContaining({ level: levelOf('info'), msg: 'attempt dispatched', paymentId: 'pay-1', attemptId: next.id, gatewayId: 'gw-b', attempt: 2 })]);
   });
 
   test('When an attempt is dispatched past rate-limited gateways, then gateway_rate_limited_total counts each of them once, and no gateway left out for another reason', async () => {
@@ -307,7 +316,7 @@ describe('effects.observe', () => {
   });
 
   test('When several stored dispatches skipped the same rate-limited gateway, then its count adds up, per gateway', async () => {
-    const { effects, metrics, logs } = harness();
+    const { effects, metrics } = harness();
     const skippingB = attemptTo(1, 'gw-a', 'in-flight', [{ gatewayId: 'gw-b', reason: 'rate-limited' }]);
     const skippingBAndC = attemptTo(1, 'gw-a', 'in-flight', [
       { gatewayId: 'gw-b', reason: 'rate-limited' },
@@ -322,16 +331,15 @@ describe('effects.observe', () => {
       { gateway: 'gw-c', value: 1 },
     ]);
     expect(await rows(metrics.attemptsDispatched)).toEqual([{ gateway: 'gw-a', attempt: 'first', value: 2 }]);
-    expect(logs.map((line) => line.paymentId)).toEqual(['pay-1', 'pay-2']);
   });
 
-  test('When a pending status is published, then it is logged but not counted as completed', async () => {
+  test("When a pending status is published, then it is not counted as completed, and gets no line of its own (the change's line carries the status)", async () => {
     const { effects, metrics, logs } = harness();
 
     effects.observe(givenPayment(), [{ type: 'publish-status' }]);
 
     expect(await everyCount(metrics)).toEqual(NOTHING_COUNTED);
-    expect(logs).toEqual([expect.objectContaining({ level: levelOf('info'), msg: 'payment status', paymentId: 'pay-1', attemptId: 'att-1', gatewayId: 'gw-a', status: 'PENDING' })]);
+    expect(logs).toEqual([]);
   });
 
   test('When a success is published, then it is counted as completed by type, region, currency and status, and its duration is observed against the settling gateway', async () => {
@@ -353,8 +361,8 @@ describe('effects.observe', () => {
     ]);
   });
 
-  test('When a failure is published, then it is counted with status FAILURE and its duration observed against the latest attempt, with the reason logged', async () => {
-    const { effects, metrics, logs } = harness();
+  test('When a failure is published, then it is counted with status FAILURE and its duration observed against the latest attempt', async () => {
+    const { effects, metrics } = harness();
     const payment = givenPayment({
       type: 'withdrawal',
       status: 'FAILURE',
@@ -370,7 +378,6 @@ describe('effects.observe', () => {
     expect((await rows(metrics.paymentDuration)).filter((row) => row.metricName === 'payment_duration_seconds_sum')).toEqual([
       { type: 'withdrawal', gateway: 'gw-b', status: 'FAILURE', value: 40, metricName: 'payment_duration_seconds_sum' },
     ]);
-    expect(logs).toEqual([expect.objectContaining({ msg: 'payment status', status: 'FAILURE', reason: 'no-gateway-left', attemptId: 'att-2', gatewayId: 'gw-b' })]);
   });
 
   test("When a payment with no attempt reaches a terminal status, then its duration is observed against gateway 'none'", async () => {
@@ -413,7 +420,7 @@ describe('effects.observe', () => {
     expect(logs).toEqual([expect.objectContaining({ level: levelOf('critical'), paymentId: 'pay-1', attemptId: 'att-1', gatewayId: 'gw-a' })]);
   });
 
-  test('When several effects are observed together, then each is counted and logged once, in order', async () => {
+  test('When several effects are observed together, then each is counted once, and the failover attempt logged once', async () => {
     const { effects, metrics, logs } = harness();
     const timedOut = attemptTo(1, 'gw-a', 'timed-out');
     const next = attemptTo(2, 'gw-b', 'in-flight', [{ gatewayId: 'gw-c', reason: 'rate-limited' }]);
@@ -426,7 +433,7 @@ describe('effects.observe', () => {
       attemptsDispatched: [{ gateway: 'gw-b', attempt: 'failover', value: 1 }],
       rateLimited: [{ gateway: 'gw-c', value: 1 }],
     });
-    expect(logs.map((line) => line.msg)).toEqual(['attempt dispatched', 'payment status']);
+    expect(logs.map((line) => line.msg)).toEqual(['attempt dispatched']);
   });
 });
 

@@ -72,7 +72,11 @@ export function createOutcomeApplier(deps: ApplyOutcomeDeps) {
       const written = await store.update(stored, decision.payment, effects.messagesFor(decision.payment, decision.effects));
       if (!written) continue;
       if (attempt) learn(deps, stored.payment, decision.payment, attempt, outcome);
-      logger.info(Object.assign(ids, { outcome: outcome.kind, status: decision.payment.status, effects: decision.effects.map((effect) => effect.type) }), 'outcome applied');
+      // The one line of a stored outcome: the status it published (and why, when terminal) is in it.
+      logger.info(
+        Object.assign(ids, { outcome: outcome.kind, status: decision.payment.status, reason: decision.payment.reason, effects: decision.effects.map((effect) => effect.type) }),
+        'outcome applied',
+      );
       effects.observe(decision.payment, decision.effects);
       // Not awaited: the messages are stored with the change, so the relay sends them if this send fails or the
       // process dies. The consumer moves on to the next result instead of waiting a Kafka round trip per outcome,
