@@ -1,8 +1,14 @@
+import pino from 'pino';
+import type { Logger } from '../runtime/logger';
 import { deposit, fetchPayment, postPayment, rule, startTestStack, watchStatuses, type TestStack } from './support/stack';
 
 describe('one payment end to end on real Kafka and Redis', () => {
   let stack: TestStack;
   let statuses: Awaited<ReturnType<typeof watchStatuses>>;
+  // The orchestrator's log lines at info, as operators read them (the same custom levels as runtime/logger).
+  const logs: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info', customLevels: { critical: 55 } }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) }) as Logger;
+  const linesOf = (paymentId: string) => logs.filter((line) => line.paymentId === paymentId);
 
   beforeAll(async () => {
     stack = await startTestStack({
@@ -11,6 +17,7 @@ describe('one payment end to end on real Kafka and Redis', () => {
         rule('decliner', { regions: ['US'], currencies: ['USD'] }),
       ],
       sandboxes: { decliner: { mode: 'decline', rate: 1 } },
+      orchestrator: { logger },
     });
     statuses = await watchStatuses(stack);
   });
@@ -19,7 +26,7 @@ describe('one payment end to end on real Kafka and Redis', () => {
     await stack?.stop();
   });
 
-  test('When the gateway approves, then the payment ends SUCCESS and GET shows the attempt', async () => {
+  test('When the gateway approves, then the payment ends SUCCESS, GET shows the attempt, and the log has one line per stored change', async () => {
     const accepted = await postPayment(stack.baseUrl, deposit());
     expect(accepted.status).toBe(202);
     expect(accepted.body).toMatchObject({ status: 'PENDING', amount: '10000', currency: 'EUR' });
@@ -34,9 +41,15 @@ describe('one payment end to end on real Kafka and Redis', () => {
     expect(fetched.body.attempts).toEqual([
       expect.objectContaining({ gatewayId: 'approver', status: 'succeeded', number: 1 }),
     ]);
+    // One line per stored change, each with the payment and attempt ids: accepted (dispatched, PENDING), then settled.
+    const attemptId = (fetched.body.attempts as Array<{ id: string }>)[0]?.id;
+    expect(linesOf(id)).toEqual([
+      expect.objectContaining({ level: 30, msg: 'payment accepted', attemptId, gatewayId: 'approver', status: 'PENDING' }),
+      expect.objectContaining({ level: 30, msg: 'outcome applied', attemptId, gatewayId: 'approver', outcome: 'success', status: 'SUCCESS' }),
+    ]);
   });
 
-  test('When the gateway declines, then the payment ends FAILURE with the decline reason', async () => {
+  test('When the gateway declines, then the payment ends FAILURE with the decline reason, in GET and in the log', async () => {
     const accepted = await postPayment(stack.baseUrl, deposit({ region: 'US', currency: 'USD' }));
     expect(accepted.status).toBe(202);
     const id = String(accepted.body.id);
@@ -46,6 +59,10 @@ describe('one payment end to end on real Kafka and Redis', () => {
     const fetched = await fetchPayment(stack.baseUrl, id);
     expect(fetched.body).toMatchObject({ status: 'FAILURE', reason: 'insufficient_funds' });
     expect(fetched.body.attempts).toEqual([expect.objectContaining({ status: 'failed', reasonCode: 'insufficient_funds' })]);
+    expect(linesOf(id).map(({ msg, status, reason }) => ({ msg, status, reason }))).toEqual([
+      { msg: 'payment accepted', status: 'PENDING', reason: undefined },
+      { msg: 'outcome applied', status: 'FAILURE', reason: 'insufficient_funds' },
+    ]);
   });
 
   test('When a payment is accepted, then the status topic carries PENDING before the terminal event', async () => {
