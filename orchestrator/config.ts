@@ -32,6 +32,11 @@ const orchestratorEnv = z.object({
    */
   RESULTS_READ_ALLOWANCE_MS: positiveInt(250),
   /**
+   * While no attempt deadline is due, how often (ms) an instance asks Kafka for the results' log ends (three admin
+   * requests): for the admission backlog and to notice a disruption. A sweep with a deadline due always asks.
+   */
+  RESULTS_LOG_END_LOOK_MS: positiveInt(500),
+  /**
    * After Kafka is disrupted (a broker lost, results leaders or in-sync replicas moving, brokers not answering),
    * deadlines after the last healthy moment also wait this long past the last sign of it, in ms: a gateway worker
    * reconnects and rejoins its consumer group before it sees its requests again (11 s after a 10 s broker outage,

@@ -206,6 +206,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       clock,
       allowanceMs: config.RESULTS_READ_ALLOWANCE_MS,
       settleMs: config.RESULTS_DISRUPTION_SETTLE_MS,
+      lookEveryMs: config.RESULTS_LOG_END_LOOK_MS,
       logger,
     });
     let readThrough: readonly number[] = [];
@@ -272,6 +273,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       progress,
       clock,
       logger,
+      partitionCount: resultsPartitionCount,
       pollMs: config.TIMEOUT_POLL_MS,
       onSweep: (sweep) => {
         readThrough = sweep.readThrough;

@@ -50,6 +50,7 @@ describe('a deadline whose request has not reached Kafka yet', () => {
       },
       // Read through to now: every answer the gateway could have sent is applied, so only the outbox holds it.
       progress: { refresh: async () => [nowMs] },
+      partitionCount: 1,
       clock,
       logger: testLogger('scheduler'),
       pollMs: 10,

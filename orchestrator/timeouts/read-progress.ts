@@ -32,6 +32,12 @@ export interface ReadProgressDeps {
    * send for up to their longest backoff before their answer can be appended.
    */
   settleMs: number;
+  /**
+   * The longest time (ms) between two looks at the log ends (three admin requests) while no deadline is due: a
+   * sweep with a deadline due always looks. The admission backlog and a disruption noticed without a deadline
+   * waiting are this old at most. At one look per sweep, the looks were most of an idle instance's CPU.
+   */
+  lookEveryMs: number;
   logger: Logger;
 }
 
@@ -42,10 +48,11 @@ export interface ResultsReadProgress {
    * Publishes this instance's evidence (timestamps of results it applied;
    * partitions read to their end) to Redis and returns every partition's
    * read-through time in epoch ms (0 where nothing is known yet), as all
-   * instances together established it. One Redis round trip and, unless
-   * Kafka does not answer, two admin requests.
+   * instances together established it. One Redis round trip and, when it
+   * looks at the log ends (always with `deadlinesDue`, else once every
+   * `lookEveryMs`), three admin requests.
    */
-  refresh(): Promise<number[]>;
+  refresh(deadlinesDue?: boolean): Promise<number[]>;
   /**
    * How long, in ms, results on a partition may have waited unread as of the
    * last refresh: now minus its read-through time, or minus the first look
@@ -75,7 +82,7 @@ export interface ResultsReadProgress {
  * producers: deadlines after the last healthy moment wait too.
  */
 export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadProgress {
-  const { admin, groupId, topic, partitionCount, redis, clock, allowanceMs, settleMs, logger } = deps;
+  const { admin, groupId, topic, partitionCount, redis, clock, allowanceMs, settleMs, lookEveryMs, logger } = deps;
   /** Highest broker timestamp applied here, per partition, not yet published. */
   const appliedThrough = new Map<number, number>();
   /** The offset after the last one this instance applied, per partition. */
@@ -87,6 +94,8 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
    */
   let behindSince: Array<number | undefined> = Array.from({ length: partitionCount }, () => undefined);
   let refreshedAt = 0;
+  /** When the log ends were last asked for (epoch ms), answered or not. */
+  let lookedAt = Number.NEGATIVE_INFINITY;
 
   /** Leaders and in-sync replicas of the results partitions at the last look, to notice a broker lost or moved. */
   let layout: string | undefined;
@@ -101,6 +110,7 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
   /** Partitions read to their log end, and the time before the end was asked for; undefined when Kafka did not answer. */
   const readToEnd = async (): Promise<{ asOf: number; partitions: boolean[] } | undefined> => {
     const asOf = clock().getTime();
+    lookedAt = asOf;
     try {
       const [ends, [committed], metadata] = await Promise.all([
         admin.fetchTopicOffsets(topic),
@@ -139,8 +149,11 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
       position.set(partition, BigInt(offset) + 1n);
     },
 
-    async refresh() {
-      const ends = await readToEnd();
+    async refresh(deadlinesDue = true) {
+      // Without a deadline due, the log ends serve the admission backlog and the next sweep's disruption check:
+      // asked for once every lookEveryMs. A deadline due is acted on only after a look as of now.
+      const looks = deadlinesDue || clock().getTime() - lookedAt >= lookEveryMs;
+      const ends = looks ? await readToEnd() : undefined;
       const evidence: Array<string | number> = [];
       for (let partition = 0; partition < partitionCount; partition++) {
         const byEnd = ends?.partitions[partition] ? ends.asOf - allowanceMs : 0;
@@ -172,7 +185,8 @@ export function createResultsReadProgress(deps: ReadProgressDeps): ResultsReadPr
       refreshedAt = clock().getTime();
       // Unknown is not behind: while Kafka does not answer (an outage), new payments are still taken into the outbox.
       // First seen behind when this look completed: a look that waited for Redis (an outage) does not count the wait.
-      behindSince = ends ? ends.partitions.map((caughtUp, partition) => (caughtUp ? undefined : (behindSince[partition] ?? refreshedAt))) : behindSince.map(() => undefined);
+      // Between looks, what the last look found stands.
+      if (looks) behindSince = ends ? ends.partitions.map((caughtUp, partition) => (caughtUp ? undefined : (behindSince[partition] ?? refreshedAt))) : behindSince.map(() => undefined);
       return next;
     },
 

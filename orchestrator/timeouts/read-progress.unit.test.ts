@@ -43,9 +43,11 @@ interface KafkaView {
 
 function harness(view: KafkaView, start = 100_000) {
   let now = start;
+  let looks = 0;
   const { redis, sets } = fakeRedis();
   const admin: ReadProgressDeps['admin'] = {
     fetchTopicOffsets: async () => {
+      looks += 1;
       if (view.down) throw new Error('connection refused');
       return view.high.map((high, partition) => ({ partition, offset: String(high), high: String(high), low: '0' }));
     },
@@ -63,11 +65,14 @@ function harness(view: KafkaView, start = 100_000) {
     clock: () => new Date(now),
     allowanceMs: 250,
     settleMs: 5_000,
+    lookEveryMs: 500,
     logger: createLogger('read-progress-test', 'silent'),
   });
   return {
     progress,
     sets,
+    /** How many times the log ends were asked for. */
+    looks: () => looks,
     advance: (ms: number) => {
       now += ms;
     },
@@ -164,5 +169,58 @@ describe('results read progress', () => {
     view.high = [5, 5];
     advance(5_001);
     expect(await progress.refresh()).toEqual([now() - 250, now() - 250]);
+  });
+  describe('how often it asks Kafka for the log ends', () => {
+    test('When no deadline is due, then the log ends are asked for once per lookEveryMs, and applied results are still published at every refresh', async () => {
+      const { progress, advance, looks } = harness({ high: [9], committed: [2], leaders: [1] });
+      await progress.refresh(false);
+      expect(looks()).toBe(1);
+      advance(100);
+      progress.observe({ partition: 0, offset: '5', timestampMs: 99_000 });
+      expect(await progress.refresh(false)).toEqual([99_000]);
+      advance(100);
+      await progress.refresh(false);
+      expect(looks()).toBe(1);
+      advance(300);
+      await progress.refresh(false);
+      expect(looks()).toBe(2);
+    });
+
+    test('When a deadline is due, then every refresh asks, so a partition read to its end counts as of now', async () => {
+      const { progress, advance, looks, now } = harness({ high: [5], committed: [5], leaders: [1] });
+      await progress.refresh(false);
+      advance(100);
+      expect(await progress.refresh(true)).toEqual([now() - 250]);
+      advance(100);
+      expect(await progress.refresh(true)).toEqual([now() - 250]);
+      expect(looks()).toBe(3);
+    });
+
+    test('When a partition fell behind after the last look, then the backlog says so by the next look, not before', async () => {
+      const view = { high: [9], committed: [9], leaders: [1] };
+      const { progress, advance } = harness(view);
+      await progress.refresh(false);
+      view.high = [12];
+      advance(400);
+      await progress.refresh(false);
+      expect(progress.backlogMs(0)).toBe(0);
+      advance(100);
+      await progress.refresh(false);
+      advance(2_500);
+      await progress.refresh(false);
+      expect(progress.backlogMs(0)).toBe(2_500);
+    });
+
+    test('When the brokers stop answering between looks, then the next sweep with a deadline due finds it and holds the deadlines', async () => {
+      const view: KafkaView = { high: [5], committed: [5], leaders: [1] };
+      const { progress, advance, now } = harness(view);
+      await progress.refresh(false);
+      const healthy = now();
+      view.down = true;
+      advance(100);
+      // A result applied since would read the partition through now; the hold keeps it at the last healthy look.
+      progress.observe({ partition: 0, offset: '5', timestampMs: now() });
+      expect(await progress.refresh(true)).toEqual([healthy]);
+    });
   });
 });

@@ -8,6 +8,8 @@ export interface TimeoutSchedulerDeps {
   store: PaymentStore;
   applyOutcome: OutcomeApplier;
   progress: Pick<ResultsReadProgress, 'refresh'>;
+  /** How many partitions the results topic has: each has its own deadlines (store.ts deadlinesKey). */
+  partitionCount: number;
   clock: () => Date;
   logger: Logger;
   pollMs: number;
@@ -38,20 +40,25 @@ const HELD_FOR_SEND_REMEMBERED = 10_000;
  * (docs/decisions/0015). Every instance sweeps; a claim in Redis makes
  * exactly one of them act on each deadline.
  */
-export function startTimeoutScheduler({ store, applyOutcome, progress, clock, logger, pollMs, onSweep, onTimeout, onHeldForSend, leaseMs = 10_000, batchSize = 200, concurrency = 64 }: TimeoutSchedulerDeps) {
+export function startTimeoutScheduler(deps: TimeoutSchedulerDeps) {
+  const { store, applyOutcome, progress, partitionCount, clock, logger, pollMs, onSweep, onTimeout, onHeldForSend, leaseMs = 10_000, batchSize = 200, concurrency = 64 } = deps;
   /** Attempts already reported as held for their send, so each is told once. */
   const heldForSend = new Set<string>();
   return startPoller(
     'timeout sweep',
     pollMs,
     async () => {
-      const readThrough = await progress.refresh();
       const nowMs = clock().getTime();
+      // Deadlines passed on our clock first (one query per partition, pipelined): most sweeps find none, and then the
+      // read progress need not ask Kafka for the log ends (read-progress.ts lookEveryMs).
+      const due = await Promise.all(Array.from({ length: partitionCount }, (_, partition) => store.expired(partition, nowMs, batchSize)));
+      const readThrough = await progress.refresh(due.some((deadlines) => deadlines.length > 0));
       onSweep?.({ readThrough, nowMs });
       await Promise.all(
         readThrough.map(async (through, partition) => {
           const upToMs = Math.min(nowMs, through);
-          const expired = await store.expired(partition, upToMs, batchSize);
+          // Oldest first, so those read past are a prefix: the same as asking for deadlines up to upToMs.
+          const expired = (due[partition] ?? []).filter(({ deadlineMs }) => deadlineMs <= upToMs);
           // Each deadline belongs to a different attempt, and the store's compare-and-set orders changes to one
           // payment, so a sweep acts on them at once: one by one, a burst of timeouts (a gateway hanging at
           // 150 attempts/s) queued up to 2 s behind each other (docs/benchmarks/failover.md).
