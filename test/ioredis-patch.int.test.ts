@@ -14,8 +14,9 @@ const resp = (name: string, args: readonly string[]) =>
 
 describe('ioredis command encoding, as patched', () => {
   test('When a command is large, then it is one Buffer holding exactly the RESP bytes the unpatched string held', () => {
-    // Multi-byte characters (é, €, emoji as surrogate pairs) make the byte count differ from the length.
-    const text = fc.string({ unit: fc.constantFrom('a', '"', '\r', 'é', '€', '😀', '0'), maxLength: 700 });
+    // Multi-byte characters (é, €, emoji as surrogate pairs, a lone surrogate written as U+FFFD) make the byte count
+    // differ from the length.
+    const text = fc.string({ unit: fc.constantFrom('a', '"', '\r', '\n', 'é', '€', '😀', '\uD800', '0'), maxLength: 700 });
     fc.assert(
       // Half the runs carry a 512-character argument among the generated ones, so both encodings are exercised.
       fc.property(fc.array(text, { minLength: 1, maxLength: 12 }), fc.boolean(), (generated, large) => {
