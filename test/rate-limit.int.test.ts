@@ -70,8 +70,11 @@ describe('a gateway rate limit shared by two orchestrator instances', () => {
       perSecond.set(unixSecond, (perSecond.get(unixSecond) ?? 0) + 1);
     }
     expect([...perSecond.values()].every((count) => count <= PER_SECOND)).toBe(true);
-    // 40 payments in a second or two: some second had more than the limit asking, so its whole budget was used.
-    expect(Math.max(...perSecond.values())).toBe(PER_SECOND);
+    // 40 payments in a second or two: the first window's whole budget went at once, not a share of it. (Per fixed
+    // second the count can stay under the limit: a rolling window's attempts may straddle a second boundary.)
+    const toLimited = first.flatMap((attempt) => (attempt?.gatewayId === LIMITED ? [Date.parse(attempt.dispatchedAt)] : [])).sort((a, b) => a - b);
+    expect(toLimited.length).toBeGreaterThanOrEqual(PER_SECOND);
+    expect(toLimited[PER_SECOND - 1]! - toLimited[0]!).toBeLessThan(1_000);
 
     const skipped = first.filter((attempt) => attempt?.gatewayId === SPARE);
     expect(skipped.length).toBe(BURST_PER_INSTANCE * 2 - [...perSecond.values()].reduce((sum, count) => sum + count, 0));

@@ -24,14 +24,16 @@ export interface OwnedSentinelSet {
   url: string;
   /** The same Redis without the wait (for a benchmark of its cost). */
   urlWithoutWait: string;
-  /** redis:// URL of the server that is primary now, as the Sentinels see it. */
-  primaryUrl(): Promise<string>;
   /** SIGKILLs the primary; resolves once the process is gone. Returns its port. */
   killPrimary(): Promise<number>;
-  /** Resolves once the Sentinels name another primary than `oldPort`. */
+  /** Resolves once every Sentinel names the same primary, another than `oldPort`: the failover is settled. */
   untilFailover(oldPort: number, timeoutMs?: number): Promise<number>;
-  /** Starts the killed server again; the Sentinels make it a replica of the new primary. Resolves once it replicates. */
-  restart(port: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Starts the killed server again, as a supervisor would (as a primary); the Sentinels make it a replica. Resolves
+   * with the primary's port once the set is whole again: every Sentinel names one primary, and it has a replica in
+   * sync. On a loaded machine the Sentinels may have failed over once more meanwhile, so the primary is not assumed.
+   */
+  restart(port: number, timeoutMs?: number): Promise<number>;
   dispose(): Promise<void>;
 }
 
@@ -80,6 +82,28 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
   };
   const startServer = (port: number, replicaOf?: number) =>
     launch(`redis ${port}`, port, REDIS_SERVER, [...serverArgs(port), ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : [])], 'Ready to accept connections');
+
+  /** The primary each Sentinel names (undefined for one that does not answer), in the order of sentinelPorts. */
+  const everySentinel = async (): Promise<Array<number | undefined>> =>
+    Promise.all(
+      sentinelPorts.map(async (port) => {
+        const sentinel = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        try {
+          await sentinel.connect();
+          const answer = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER)) as [string, string] | null;
+          return answer ? Number(answer[1]) : undefined;
+        } catch {
+          return undefined;
+        } finally {
+          sentinel.disconnect();
+        }
+      }),
+    );
+  /** The primary every Sentinel names, when they all answer and agree. */
+  const agreedPrimary = async (): Promise<number | undefined> => {
+    const named = await everySentinel();
+    return named.every((port) => port !== undefined && port === named[0]) ? named[0] : undefined;
+  };
 
   const askSentinels = async (): Promise<number | undefined> => {
     for (const port of sentinelPorts) {
@@ -145,11 +169,6 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
   return {
     url: `redis-sentinel://${sentinels}/${SENTINEL_MASTER}?waitReplicas=1&waitTimeoutMs=1000`,
     urlWithoutWait: `redis-sentinel://${sentinels}/${SENTINEL_MASTER}`,
-    async primaryUrl() {
-      const port = await askSentinels();
-      if (!port) throw new Error('no Sentinel names a primary');
-      return `redis://127.0.0.1:${port}`;
-    },
     async killPrimary() {
       const port = await askSentinels();
       const server = port === undefined ? undefined : servers.get(port);
@@ -161,27 +180,31 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
     },
     untilFailover: (oldPort, timeoutMs = 30_000) =>
       pollUntil(
-        async () => (await askSentinels()) ?? oldPort,
+        async () => (await agreedPrimary()) ?? oldPort,
         (port) => port !== oldPort,
         timeoutMs,
-        () => `the Sentinels still name ${oldPort} as primary after ${timeoutMs} ms`,
+        () => `the Sentinels do not all name one primary other than ${oldPort} after ${timeoutMs} ms`,
         100,
       ),
     async restart(port, timeoutMs = 30_000) {
-      // Started as a primary, as a supervisor would; a Sentinel turns it into a replica of the new primary.
+      // Started as a primary, as a supervisor would; a Sentinel turns it into a replica of the primary they agree on.
       await startServer(port);
-      const server = new Redis({ port, host: '127.0.0.1' });
-      try {
-        await pollUntil(
-          async () => String(await server.info('replication')),
-          (info) => /role:slave/.test(info) && /master_link_status:up/.test(info),
-          timeoutMs,
-          (info) => `restarted server ${port} is not a replica in sync after ${timeoutMs} ms:\n${info}`,
-          100,
-        );
-      } finally {
-        server.disconnect();
-      }
+      let seen = '';
+      const whole = async (): Promise<number | undefined> => {
+        const primary = await agreedPrimary();
+        if (primary === undefined) return undefined;
+        const server = new Redis({ port: primary, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        try {
+          await server.connect();
+          seen = String(await server.info('replication'));
+          return /role:master/.test(seen) && /slave0:.*state=online/.test(seen) ? primary : undefined;
+        } catch {
+          return undefined;
+        } finally {
+          server.disconnect();
+        }
+      };
+      return pollUntil(whole, (primary): primary is number => primary !== undefined, timeoutMs, () => `the set is not whole ${timeoutMs} ms after restarting ${port}:\n${seen}`, 100);
     },
     async dispose() {
       await stopAll();
