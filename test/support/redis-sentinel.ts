@@ -83,20 +83,24 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
   const startServer = (port: number, replicaOf?: number) =>
     launch(`redis ${port}`, port, REDIS_SERVER, [...serverArgs(port), ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : [])], 'Ready to accept connections');
 
+  /** One question to the server or Sentinel on `port` over a connection of its own; undefined when it does not answer. */
+  const ask = async <T>(port: number, question: (connection: Redis) => Promise<T>): Promise<T | undefined> => {
+    const connection = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    try {
+      await connection.connect();
+      return await question(connection);
+    } catch {
+      return undefined;
+    } finally {
+      connection.disconnect();
+    }
+  };
   /** The primary each Sentinel names (undefined for one that does not answer), in the order of sentinelPorts. */
-  const everySentinel = async (): Promise<Array<number | undefined>> =>
+  const everySentinel = (): Promise<Array<number | undefined>> =>
     Promise.all(
       sentinelPorts.map(async (port) => {
-        const sentinel = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        try {
-          await sentinel.connect();
-          const answer = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER)) as [string, string] | null;
-          return answer ? Number(answer[1]) : undefined;
-        } catch {
-          return undefined;
-        } finally {
-          sentinel.disconnect();
-        }
+        const answer = await ask(port, (sentinel) => sentinel.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER) as Promise<[string, string] | null>);
+        return answer ? Number(answer[1]) : undefined;
       }),
     );
   /** The primary every Sentinel names, when they all answer and agree. */
@@ -104,22 +108,8 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
     const named = await everySentinel();
     return named.every((port) => port !== undefined && port === named[0]) ? named[0] : undefined;
   };
-
-  const askSentinels = async (): Promise<number | undefined> => {
-    for (const port of sentinelPorts) {
-      const sentinel = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      try {
-        await sentinel.connect();
-        const answer = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER)) as [string, string] | null;
-        if (answer) return Number(answer[1]);
-      } catch {
-        // Try the next Sentinel.
-      } finally {
-        sentinel.disconnect();
-      }
-    }
-    return undefined;
-  };
+  /** The primary the first Sentinel that answers names. */
+  const askSentinels = async (): Promise<number | undefined> => (await everySentinel()).find((port) => port !== undefined);
 
   const stopAll = async () => {
     for (const server of servers.values()) {
@@ -193,16 +183,8 @@ export async function startSentinelSet(): Promise<OwnedSentinelSet> {
       const whole = async (): Promise<number | undefined> => {
         const primary = await agreedPrimary();
         if (primary === undefined) return undefined;
-        const server = new Redis({ port: primary, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        try {
-          await server.connect();
-          seen = String(await server.info('replication'));
-          return /role:master/.test(seen) && /slave0:.*state=online/.test(seen) ? primary : undefined;
-        } catch {
-          return undefined;
-        } finally {
-          server.disconnect();
-        }
+        seen = (await ask(primary, async (server) => String(await server.info('replication')))) ?? '';
+        return /role:master/.test(seen) && /slave0:.*state=online/.test(seen) ? primary : undefined;
       };
       return pollUntil(whole, (primary): primary is number => primary !== undefined, timeoutMs, () => `the set is not whole ${timeoutMs} ms after restarting ${port}:\n${seen}`, 100);
     },
