@@ -1,3 +1,4 @@
+import { IncomingMessage, ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { createHttpApp, listen } from './http';
 import { createLogger } from './logger';
@@ -22,6 +23,39 @@ describe('the HTTP error handler (runtime/http.ts)', () => {
       const counted = (await registry.getSingleMetric('http_requests_total')?.get())?.values.find((value) => value.labels.route === '/write');
       expect(counted).toMatchObject({ labels: { method: 'POST', status: '503' }, value: 1 });
     } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the HTTP server of an app (runtime/http.ts, serverFor)', () => {
+  test("When requests arrive, then express never has to change a request's or a response's prototype, and its helpers still answer", async () => {
+    const app = createHttpApp({ logger: createLogger('http-test', 'silent'), registry: new Registry(), isReady: () => true, isDraining: () => false }, (routes) => {
+      routes.post('/echo', (req, res) => {
+        res.status(201).location('/echo/1').json({ got: req.body as unknown, contentType: req.get('content-type'), sameApp: req.app === app });
+      });
+    });
+    // Record the prototype changes express asks for (application.js app.handle), without stopping them.
+    const changed: string[] = [];
+    const setPrototypeOf = Object.setPrototypeOf;
+    const spy = jest.spyOn(Object, 'setPrototypeOf').mockImplementation((target: object, prototype: object | null) => {
+      if (target instanceof IncomingMessage && Object.getPrototypeOf(target) !== prototype) changed.push('request');
+      if (target instanceof ServerResponse && Object.getPrototypeOf(target) !== prototype) changed.push('response');
+      return setPrototypeOf(target, prototype) as object;
+    });
+    const server = await listen(app, 0, '127.0.0.1');
+    try {
+      for (let round = 0; round < 3; round++) {
+        const response = await fetch(`http://127.0.0.1:${server.port}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ round }) });
+        expect(response.status).toBe(201);
+        expect(response.headers.get('location')).toBe('/echo/1');
+        expect(await response.json()).toEqual({ got: { round }, contentType: 'application/json', sameApp: true });
+      }
+      // express did ask, once per request and response: the answer is that nothing had to change.
+      expect(spy.mock.calls.length).toBeGreaterThanOrEqual(6);
+      expect(changed).toEqual([]);
+    } finally {
+      spy.mockRestore();
       await server.close();
     }
   });
