@@ -168,6 +168,9 @@ const refuseDuplicateKeys = (_req: unknown, _res: unknown, buffer: Buffer, encod
   if (duplicate !== undefined) throw new AppError(400, 'invalid_request', `${duplicate}: duplicated key; send each field once`, duplicate);
 };
 
+// The characters the scan below looks for, as the character codes it compares.
+const [QUOTE, BACKSLASH, OPEN_OBJECT, CLOSE_OBJECT, OPEN_ARRAY, CLOSE_ARRAY, COMMA] = [...'"\\{}[],'].map((char) => char.charCodeAt(0));
+
 /**
  * The path ("amount", "rule.currencies" or "items.2.id") of the first key that appears twice in one JSON object, or
  * undefined. Text that is not JSON gives undefined or a meaningless path at worst: JSON.parse refuses it next.
@@ -176,16 +179,22 @@ export function firstDuplicateKey(text: string): string | undefined {
   // One frame per open object or array: the keys seen so far (objects) and where the current value sits.
   const stack: Array<{ keys: Set<string> | undefined; at: string }> = [];
   let expectingKey = false;
+  // Compared as character codes, and a key is decoded by JSON.parse only when it holds an escape: every request body
+  // goes through this scan, and most keys are plain.
   for (let i = 0; i < text.length; i++) {
-    const char = text[i];
-    if (char === '"') {
+    const char = text.charCodeAt(i);
+    if (char === QUOTE) {
       let end = i + 1;
-      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      let escaped = false;
+      for (let code = text.charCodeAt(end); end < text.length && code !== QUOTE; code = text.charCodeAt(end)) {
+        if (code === BACKSLASH) escaped = true;
+        end += code === BACKSLASH ? 2 : 1;
+      }
       const top = stack.at(-1);
       if (top?.keys && expectingKey) {
         let key: string;
         try {
-          key = JSON.parse(text.slice(i, end + 1)) as string;
+          key = escaped ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end);
         } catch {
           return undefined;
         }
@@ -195,16 +204,16 @@ export function firstDuplicateKey(text: string): string | undefined {
         expectingKey = false;
       }
       i = end;
-    } else if (char === '{') {
+    } else if (char === OPEN_OBJECT) {
       stack.push({ keys: new Set(), at: '' });
       expectingKey = true;
-    } else if (char === '[') {
+    } else if (char === OPEN_ARRAY) {
       stack.push({ keys: undefined, at: '0' });
       expectingKey = false;
-    } else if (char === '}' || char === ']') {
+    } else if (char === CLOSE_OBJECT || char === CLOSE_ARRAY) {
       stack.pop();
       expectingKey = false;
-    } else if (char === ',') {
+    } else if (char === COMMA) {
       const top = stack.at(-1);
       if (top?.keys) expectingKey = true;
       else if (top) top.at = String(Number(top.at) + 1);

@@ -1,6 +1,6 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
-import { createHttpApp, listen } from './http';
+import { createHttpApp, firstDuplicateKey, listen } from './http';
 import { createLogger } from './logger';
 import { NotReplicatedError } from './redis';
 
@@ -58,5 +58,20 @@ describe('the HTTP server of an app (runtime/http.ts, serverFor)', () => {
       spy.mockRestore();
       await server.close();
     }
+  });
+});
+
+describe('the duplicate-key scan of a JSON body (runtime/http.ts, firstDuplicateKey)', () => {
+  test.each([
+    ['a key twice at the top', '{"type":"deposit","amount":"1","amount":"2"}', 'amount'],
+    ['a key twice, once written with an escape', '{"amount":"1","amo\\u0075nt":"2"}', 'amount'],
+    ['a key twice inside a nested object', '{"rule":{"currencies":["EUR"],"currencies":["USD"]}}', 'rule.currencies'],
+    ['a key twice in an object inside an array', '{"items":[{"id":"a"},{"id":"b","id":"c"}]}', 'items.1.id'],
+    ['values that hold quotes, backslashes and braces', '{"note":"say \\"hi\\" {\\\\}","note":"x"}', 'note'],
+    ['the same key in sibling objects', '{"a":{"id":"1"},"b":{"id":"2"}}', undefined],
+    ['keys that differ only in an escape', '{"a\\"b":"1","a\\\\b":"2"}', undefined],
+    ['no duplicate', '{"type":"deposit","accountId":"acc-1","amount":"100","currency":"EUR","region":"EU"}', undefined],
+  ])('When the body has %s, then the duplicate it names is %s', (_case, text, path) => {
+    expect(firstDuplicateKey(text)).toBe(path);
   });
 });

@@ -362,11 +362,21 @@ export function createGatewayHealth(settings: GatewayHealthSettings, deps: Gatew
 
   const windowOf = (gatewayId: string): HealthExplanation['window'] => {
     const samples = entries.get(gatewayId)?.samples ?? [];
-    const latencies = samples.flatMap((sample) => (sample.latencyMs === undefined ? [] : [sample.latencyMs]));
+    // One pass and no arrays: selection asks this of every eligible gateway for every payment it routes.
+    let okOutcomes = 0;
+    let latencies = 0;
+    let latencySumMs = 0;
+    for (const sample of samples) {
+      if (sample.ok) okOutcomes++;
+      if (sample.latencyMs !== undefined) {
+        latencies++;
+        latencySumMs += sample.latencyMs;
+      }
+    }
     return {
       outcomes: samples.length,
-      successRate: samples.length === 0 ? 1 : samples.filter((sample) => sample.ok).length / samples.length,
-      meanLatencyMs: latencies.length === 0 ? null : latencies.reduce((sum, latency) => sum + latency, 0) / latencies.length,
+      successRate: samples.length === 0 ? 1 : okOutcomes / samples.length,
+      meanLatencyMs: latencies === 0 ? null : latencySumMs / latencies,
     };
   };
 
