@@ -7,18 +7,12 @@
  *
  * Prints nanoseconds per object for each form; compare them as ratios, the machine is shared.
  */
+import { kept, nsPerCall } from './nanoseconds';
+
 const ROUNDS = 200_000;
 
 const envelope = () => ({ eventId: 'e3b0c442-98fc-4c14-9afb-4c8996fb9242', type: 'payment.status', occurredAt: '2026-11-30T12:00:00.000Z', schemaVersion: 1 });
 const fields = () => ({ paymentId: 'p', status: 'PENDING', sequence: 1, paymentType: 'deposit', accountId: 'a', amount: '1000', currency: 'EUR', region: 'EU', attemptId: 't' });
-
-let kept: unknown;
-function nsPerObject(build: () => unknown): number {
-  for (let i = 0; i < ROUNDS / 10; i++) kept = build();
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < ROUNDS; i++) kept = build();
-  return Number(process.hrtime.bigint() - start) / ROUNDS;
-}
 
 const forms: Array<[string, () => unknown]> = [
   ['{ ...envelope, nine new keys }', () => ({ ...envelope(), paymentId: 'p', status: 'PENDING', sequence: 1, paymentType: 'deposit', accountId: 'a', amount: '1000', currency: 'EUR', region: 'EU', attemptId: 't' })],
@@ -28,5 +22,5 @@ const forms: Array<[string, () => unknown]> = [
   ['{ ...fields, ...envelope }: spreads only', () => ({ ...fields(), ...envelope() })],
 ];
 
-for (const [name, build] of forms) console.log(`${name.padEnd(38)} ${nsPerObject(build).toFixed(0).padStart(6)} ns`);
+for (const [name, build] of forms) console.log(`${name.padEnd(38)} ${nsPerCall(build, ROUNDS).toFixed(0).padStart(6)} ns`);
 if (kept === undefined) throw new Error('unreachable: keeps the objects alive so none is optimised away');

@@ -272,7 +272,9 @@ export async function createPublisher(
     while (queue.length > 0) {
       const calls = takeRequest();
       try {
-        await sendWithRetries(calls.flatMap((call) => call.messages));
+        const messages: TopicMessage[] = [];
+        for (const call of calls) messages.push(...call.messages);
+        await sendWithRetries(messages);
         for (const call of calls) call.resolve();
       } catch (error) {
         if (calls.length === 1) calls[0]!.reject(error);
@@ -309,7 +311,7 @@ export interface MessageMeta {
 }
 
 const headersOf = (message: KafkaMessage): Record<string, string | undefined> =>
-  Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, value === undefined ? undefined : [value].flat().join(',')]));
+  Object.fromEntries(Object.entries(message.headers ?? {}).map(([name, value]) => [name, value === undefined ? undefined : Array.isArray(value) ? value.join(',') : String(value)]));
 
 /** How a consumer treats one topic: the contract it parses with and what it does with a valid message. */
 export interface TopicHandler<S extends z.ZodType> {

@@ -4,9 +4,10 @@ import fc from 'fast-check';
 import { isolatedNamespace } from './support/env';
 
 // The patch npm ci applies to ioredis 5.11.1 (patches/ioredis+5.11.1.patch, docs/decisions/0020): a command whose
-// arguments hold 512 characters or more is encoded into one Buffer instead of a string built per argument.
+// arguments hold 512 characters or more is encoded into one Buffer instead of a string built per argument; a command
+// whose arguments hold no nested array copies them instead of calling Array.prototype.flat.
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- ioredis' Command class is exported without its toWritable in the types
-const Command = (require('ioredis/built/Command') as { default: new (name: string, args: string[]) => { toWritable(socket?: unknown): string | Buffer } }).default;
+const Command = (require('ioredis/built/Command') as { default: new (name: string, args: unknown[]) => { args: unknown[]; toWritable(socket?: unknown): string | Buffer } }).default;
 
 /** RESP as ioredis writes it unpatched: "*<n>\r\n" and "$<bytes>\r\n<argument>\r\n" per part (the name first). */
 const resp = (name: string, args: readonly string[]) =>
@@ -38,6 +39,21 @@ describe('ioredis command encoding, as patched', () => {
     const big = 'x'.repeat(123_456);
     const written = new Command('set', ['k', big]).toWritable() as Buffer;
     expect(written.equals(Buffer.from(resp('set', ['k', big])))).toBe(true);
+  });
+
+  test('When arguments hold no nested array, then they are copied without Array.prototype.flat; nested ones are still flattened as before', () => {
+    const flat = jest.spyOn(Array.prototype, 'flat');
+    try {
+      const plain = ['k', '1', 'x'.repeat(600)];
+      const command = new Command('set', plain);
+      expect(command.args).toEqual(plain);
+      expect(command.args).not.toBe(plain);
+      expect(flat).not.toHaveBeenCalled();
+      expect(new Command('sadd', ['h', ['f1', 'v1'], 'f2', ['v2', ['deep']]]).args).toEqual(['h', 'f1', 'v1', 'f2', 'v2', 'deep']);
+      expect(flat).toHaveBeenCalledTimes(1);
+    } finally {
+      flat.mockRestore();
+    }
   });
 
   describe('on a real Redis, auto-pipelined as the services connect', () => {

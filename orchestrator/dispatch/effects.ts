@@ -97,23 +97,31 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
     },
 
     messagesFor(payment: Payment, effects: readonly Effect[]): TopicMessage[] {
-      return effects.flatMap((effect): TopicMessage[] => {
+      // A loop, not flatMap: in Node 20's V8 flatMap and flat add each element through a runtime call (about 0.3 µs
+      // for a one-message effect; bench/array-flattening.ts).
+      const messages: TopicMessage[] = [];
+      for (const effect of effects) {
         switch (effect.type) {
           case 'dispatch':
-            return [dispatch(payment, effect.attempt)];
+            messages.push(dispatch(payment, effect.attempt));
+            break;
           case 'publish-status':
-            return [status(payment)];
+            messages.push(status(payment));
+            break;
           case 'cancel':
-            return [command(payment, effect.attempt, 'cancel', 'timed out, or another attempt settled the payment')];
+            messages.push(command(payment, effect.attempt, 'cancel', 'timed out, or another attempt settled the payment'));
+            break;
           case 'compensate': {
             const sent = effect.attempt.compensationsSent ?? 1;
             const why = sent > 1 ? `late success after the payment settled; not confirmed yet, sent again (${sent})` : 'late success after the payment settled';
-            return [command(payment, effect.attempt, 'compensate', why)];
+            messages.push(command(payment, effect.attempt, 'compensate', why));
+            break;
           }
           case 'flag-review':
-            return [];
+            break;
         }
-      });
+      }
+      return messages;
     },
 
     observe(payment: Payment, effects: readonly Effect[]): void {

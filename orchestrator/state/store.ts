@@ -208,7 +208,13 @@ const idemKey = ({ caller, key }: ScopedIdempotencyKey) => `idem:${Buffer.from(c
 export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, outboxGraceMs, clock, resultsPartitionOf }: StoreSettings) {
   const deadlinesOf = (paymentId: string) => deadlinesKey(resultsPartitionOf(paymentId));
   const redis = withScripts(connection);
-  const entriesOf = (outbox: Outbox) => outbox.fields.flatMap((field, index) => [field, storedForm(outbox.messages[index]!)]);
+  // The outbox hash's field-value pairs as script arguments; a loop, not flatMap, which is a runtime call per element
+  // in Node 20's V8 (bench/array-flattening.ts).
+  const entriesOf = (outbox: Outbox) => {
+    const entries: string[] = [];
+    outbox.fields.forEach((field, index) => entries.push(field, storedForm(outbox.messages[index]!)));
+    return entries;
+  };
   const due = () => clock().getTime() + outboxGraceMs;
   // Channels are not prefixed by ioredis, so the prefix is added here to keep stacks apart.
   const terminalChannel = `${connection.options.keyPrefix ?? ''}terminal`;
