@@ -249,43 +249,41 @@ function answerClientError(app: Express, error: NodeJS.ErrnoException, socket: D
 }
 
 /**
- * A constructor for Node's HTTP server whose instances are built by `base` (IncomingMessage or ServerResponse) but
- * born with `prototype` (the app's `app.request` or `app.response`, which inherit from `base.prototype`).
+ * The classes Node's server builds an app's requests and responses with, and the app's prototypes made theirs.
  *
- * Why: express gives every request and response its app's prototype with `Object.setPrototypeOf` (application.js,
- * `app.handle`). Changing a live object's prototype moves it to a fresh hidden class, so every property access on it,
- * in express and in Node's own HTTP and stream code, misses its inline cache and is looked up the slow way. On
- * objects born with that prototype the call changes nothing and V8 returns at once. Measured on `createHttpApp`'s
- * middleware chain (`npx tsx bench/express-prototypes.ts`): 186–215 µs of CPU per request → 68–88 µs, against 35–37 µs
- * for plain Node; the orchestrator's CPU per payment fell by about a fifth. The pattern is expressjs/express#5998,
- * the cost nodejs/node#37457.
+ * Why: express gives every request and response its app's prototype (`app.request`, `app.response`) with
+ * `Object.setPrototypeOf` (application.js, `app.handle`). Changing a live object's prototype moves it to a fresh
+ * hidden class, so every property access on it, in express and in Node's own HTTP and stream code, misses its inline
+ * cache and is looked up the slow way. Here the app's prototypes become these subclasses' (each inheriting the app's
+ * former one, so every express helper and `req.app` stay): the objects are born with them, and the call changes
+ * nothing. Subclasses rather than plain constructor functions, because V8 sizes a class instance for the properties
+ * its whole constructor chain adds; a plain function's instance got too few in-object slots and Node's constructor
+ * turned it into a slow dictionary object. Measured on `createHttpApp`'s middleware chain
+ * (`npx tsx bench/express-prototypes.ts`). The pattern is expressjs/express#5998, the cost nodejs/node#37457.
  */
-function bornWith<C extends new (...args: never[]) => object>(base: C, prototype: NoInfer<InstanceType<C>>): C {
-  // Node's IncomingMessage and ServerResponse are constructor functions, not classes, so they can initialise an
-  // object made with another prototype. Reflect.construct(base, args, Born) would say the same in a form V8 does
-  // not optimise: it made the request path twice as slow as express' own prototype change.
-  const initialise = base as unknown as (this: object, first: unknown, second: unknown) => void;
-  function Born(this: object, first: unknown, second: unknown): void {
-    initialise.call(this, first, second);
-  }
-  Born.prototype = prototype;
-  // A function declaration is a constructor; TypeScript only types classes as such.
-  return Born as unknown as C;
+function messageClassesOf(app: Express): { IncomingMessage: typeof IncomingMessage; ServerResponse: typeof ServerResponse } {
+  const known = messageClasses.get(app);
+  if (known) return known;
+  class AppRequest extends IncomingMessage {}
+  class AppResponse extends ServerResponse {}
+  Object.setPrototypeOf(AppRequest.prototype, app.request);
+  Object.setPrototypeOf(AppResponse.prototype, app.response);
+  app.request = AppRequest.prototype as unknown as Express['request'];
+  app.response = AppResponse.prototype as unknown as Express['response'];
+  // A subclass of ServerResponse loses the generic constructor signature TypeScript declares for Node's own.
+  const classes = { IncomingMessage: AppRequest, ServerResponse: AppResponse as unknown as typeof ServerResponse };
+  messageClasses.set(app, classes);
+  return classes;
 }
+const messageClasses = new WeakMap<Express, { IncomingMessage: typeof IncomingMessage; ServerResponse: typeof ServerResponse }>();
 
 /**
- * The server for an app: Node's HTTP server with requests and responses born with the app's prototypes (see
- * `bornWith`), and the larger header bound under which an oversized header set still reaches express.
+ * The server for an app: Node's HTTP server building requests and responses with the app's prototypes already in
+ * place (see `messageClassesOf`), and the larger header bound under which an oversized header set still reaches
+ * express.
  */
 export function serverFor(app: Express): Server {
-  return createServer(
-    {
-      maxHeaderSize: SERVER_MAX_HEADER_BYTES,
-      IncomingMessage: bornWith<typeof IncomingMessage>(IncomingMessage, app.request),
-      ServerResponse: bornWith<typeof ServerResponse>(ServerResponse, app.response),
-    },
-    app,
-  );
+  return createServer({ maxHeaderSize: SERVER_MAX_HEADER_BYTES, ...messageClassesOf(app) }, app);
 }
 
 /** Listens on the port (0 picks a free one) and resolves with the bound port and a closer. */

@@ -1,4 +1,5 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
 import { Registry } from 'prom-client';
 import { createHttpApp, firstDuplicateKey, listen } from './http';
 import { createLogger } from './logger';
@@ -29,12 +30,21 @@ describe('the HTTP error handler (runtime/http.ts)', () => {
 });
 
 describe('the HTTP server of an app (runtime/http.ts, serverFor)', () => {
-  test("When requests arrive, then express never has to change a request's or a response's prototype, and its helpers still answer", async () => {
+  // V8's own test of whether an object keeps its properties in a hidden class (fast) or went to a dictionary (slow);
+  // written in V8's native syntax, which only a Function body can hold.
+  setFlagsFromString('--allow-natives-syntax');
+  const hasFastProperties = new Function('object', 'return %HasFastProperties(object)') as (object: unknown) => boolean;
+
+  test("When requests arrive, then express never has to change a request's or a response's prototype, both stay fast objects, and its helpers still answer", async () => {
+    const slow: string[] = [];
     const app = createHttpApp({ logger: createLogger('http-test', 'silent'), registry: new Registry(), isReady: () => true, isDraining: () => false }, (routes) => {
       routes.post('/echo', (req, res) => {
+        if (!hasFastProperties(req)) slow.push('request');
+        if (!hasFastProperties(res)) slow.push('response');
         res.status(201).location('/echo/1').json({ got: req.body as unknown, contentType: req.get('content-type'), sameApp: req.app === app });
       });
     });
+    const server = await listen(app, 0, '127.0.0.1');
     // Record the prototype changes express asks for (application.js app.handle), without stopping them.
     const changed: string[] = [];
     const setPrototypeOf = Object.setPrototypeOf;
@@ -43,7 +53,6 @@ describe('the HTTP server of an app (runtime/http.ts, serverFor)', () => {
       if (target instanceof ServerResponse && Object.getPrototypeOf(target) !== prototype) changed.push('response');
       return setPrototypeOf(target, prototype) as object;
     });
-    const server = await listen(app, 0, '127.0.0.1');
     try {
       for (let round = 0; round < 3; round++) {
         const response = await fetch(`http://127.0.0.1:${server.port}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ round }) });
@@ -54,6 +63,7 @@ describe('the HTTP server of an app (runtime/http.ts, serverFor)', () => {
       // express did ask, once per request and response: the answer is that nothing had to change.
       expect(spy.mock.calls.length).toBeGreaterThanOrEqual(6);
       expect(changed).toEqual([]);
+      expect(slow).toEqual([]);
     } finally {
       spy.mockRestore();
       await server.close();
