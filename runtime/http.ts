@@ -248,6 +248,10 @@ function answerClientError(app: Express, error: NodeJS.ErrnoException, socket: D
   requestCounters.get(app)?.({ method: 'unknown', route: 'unmatched', status: String(status) });
 }
 
+/** The options that give Node's HTTP server the classes it builds requests and responses with. */
+type MessageClasses = { IncomingMessage: typeof IncomingMessage; ServerResponse: typeof ServerResponse };
+const messageClasses = new WeakMap<Express, MessageClasses>();
+
 /**
  * The classes Node's server builds an app's requests and responses with, and the app's prototypes made theirs.
  *
@@ -261,7 +265,7 @@ function answerClientError(app: Express, error: NodeJS.ErrnoException, socket: D
  * turned it into a slow dictionary object. Measured on `createHttpApp`'s middleware chain
  * (`npx tsx bench/express-prototypes.ts`). The pattern is expressjs/express#5998, the cost nodejs/node#37457.
  */
-function messageClassesOf(app: Express): { IncomingMessage: typeof IncomingMessage; ServerResponse: typeof ServerResponse } {
+function messageClassesOf(app: Express): MessageClasses {
   const known = messageClasses.get(app);
   if (known) return known;
   class AppRequest extends IncomingMessage {}
@@ -275,8 +279,6 @@ function messageClassesOf(app: Express): { IncomingMessage: typeof IncomingMessa
   messageClasses.set(app, classes);
   return classes;
 }
-const messageClasses = new WeakMap<Express, { IncomingMessage: typeof IncomingMessage; ServerResponse: typeof ServerResponse }>();
-
 /**
  * The server for an app: Node's HTTP server building requests and responses with the app's prototypes already in
  * place (see `messageClassesOf`), and the larger header bound under which an oversized header set still reaches
