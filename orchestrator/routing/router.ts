@@ -2,7 +2,8 @@ import type { PaymentType } from '../state/payment';
 import type { GatewayHealth } from '../health/gateway-health';
 import type { RateLimiter } from './rate-limit';
 import { DEFAULT_TIMEOUT_MS, type RuleBook } from './rules';
-import { selectGateway, type RoutablePayment, type RoutingDecision } from './select';
+import type { GatewayRule } from '../../topics/schemas';
+import { selectGateway, type ExclusionReason, type RoutablePayment, type RoutingDecision } from './select';
 
 export type TimeoutPolicy = 'failover' | 'cancel-first';
 
@@ -41,20 +42,16 @@ export function createRouter({ ruleBook, breakers, healthWeights, rateLimiter, r
   const spentUntil = new Map<string, number>();
   const isSpent = (gatewayId: string) => (spentUntil.get(gatewayId) ?? 0) > clock().getTime();
   const timeoutMsOf = (gatewayId: string) => ruleBook.ruleOf(gatewayId)?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  // Made once, not per payment: tsx compiles every named function expression with esbuild's keepNames, so each
+  // closure made per call also cost a call to Object.defineProperty (docs/benchmarks/efficiency.md, session 10).
+  const exclude = (gatewayId: string): ExclusionReason | undefined =>
+    isSpent(gatewayId) ? 'rate-limited' : breakers.admits(gatewayId, clock().getTime()) ? undefined : 'circuit-open';
+  const weightOf = (rule: GatewayRule) => healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs);
 
   return {
     timeoutMsOf,
     timeoutPolicyOf: (gatewayId, type) => ruleBook.ruleOf(gatewayId)?.timeoutPolicy[type] ?? (type === 'withdrawal' ? 'cancel-first' : 'failover'),
-    route: (payment, tried) =>
-      selectGateway({
-        payment,
-        rules: ruleBook.rules(),
-        rulesVersion: ruleBook.version(),
-        tried,
-        random,
-        exclude: (gatewayId) => (isSpent(gatewayId) ? 'rate-limited' : breakers.admits(gatewayId, clock().getTime()) ? undefined : 'circuit-open'),
-        weightOf: (rule) => healthWeights.effectiveWeight(rule.gatewayId, rule.weight, rule.timeoutMs),
-      }),
+    route: (payment, tried) => selectGateway({ payment, rules: ruleBook.rules(), rulesVersion: ruleBook.version(), tried, random, exclude, weightOf }),
     async reserve(gatewayId) {
       // A half-open gateway takes one trial, held until its outcome is due.
       const claimsTrial = breakers.stateOf(gatewayId) === 'half-open';
