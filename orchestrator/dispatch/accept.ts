@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { AppError } from '../../runtime/errors';
 import type { Logger } from '../../runtime/logger';
 import type { PaymentRequest } from '../api/payment-request';
@@ -22,10 +22,13 @@ export interface AcceptDeps {
   logger: Logger;
 }
 
-/** Hash of the request as parsed, so key order and whitespace do not make two equal requests differ. */
+/**
+ * SHA-256 (hex) of the request as parsed, so key order and whitespace do not make two equal requests differ.
+ * `crypto.hash` (Node ≥ 20.12), not `createHash`: one call, without building a Hash stream object per payment.
+ */
 export function requestHash(request: PaymentRequest): string {
   const canonical = JSON.stringify([request.type, request.accountId, request.amount, request.currency, request.region]);
-  return createHash('sha256').update(canonical).digest('hex');
+  return hash('sha256', canonical, 'hex');
 }
 
 /**
