@@ -284,19 +284,18 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
      * again and decide again.
      */
     async update(previous: StoredPayment, next: Payment, messages: TopicMessage[]): Promise<Outbox | undefined> {
-      const stillOpen = new Set(openDeadlines(next).map(({ attemptId }) => attemptId));
-      const before = new Set(deadlinePairs(previous.payment).map(([score, member]) => `${score}|${member}`));
-      const unchanged = new Set(deadlinePairs(next).filter(([score, member]) => before.has(`${score}|${member}`)).map(([, member]) => member));
+      const open = deadlinePairs(next);
+      const stillOpen = new Set(open.map(([, member]) => member));
+      const before = deadlinePairs(previous.payment);
+      const unchanged = new Set(before.map(([score, member]) => `${score}|${member}`));
       const wasFlagged = previous.payment.review !== undefined;
       const isFlagged = next.review !== undefined;
       const outbox = outboxOf(next.id, Number(previous.revision) + 1, messages);
       const change = {
         id: next.id,
-        remove: openDeadlines(previous.payment)
-          .filter(({ attemptId }) => !stillOpen.has(attemptId))
-          .map(({ attemptId }) => deadlineMember(next.id, attemptId)),
+        remove: before.filter(([, member]) => !stillOpen.has(member)).map(([, member]) => member),
         // Only new or moved deadlines: re-adding an unchanged one would reset a claim lease on it.
-        add: deadlinePairs(next).filter(([, member]) => !unchanged.has(member)),
+        add: open.filter(([score, member]) => !unchanged.has(`${score}|${member}`)),
         review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
         due: due(),
         indexMember: indexMember(next),
