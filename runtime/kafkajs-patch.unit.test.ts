@@ -207,3 +207,23 @@ describe('kafkajs grouping of a produce request by partition, as patched', () =>
     expect(groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages: [{ key: 'a', value: 'b' }], partitioner: () => 0 })).toEqual({});
   });
 });
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- kafkajs' internal checksum has no types
+const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C') as (buffer: Buffer) => number;
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- the loop the patch replaced, kept in kafkajs as it was
+const byteAtATime = require('kafkajs/src/protocol/recordBatch/crc32C/crc32C') as (buffer: Buffer) => number;
+
+describe('kafkajs record batch checksum (CRC-32C), as patched', () => {
+  test('When the standard check input is summed, then it gives the CRC-32C check value', () => {
+    // RFC 3720 (iSCSI), B.4, and every CRC catalogue: CRC-32C("123456789") = 0xE3069283.
+    expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283);
+    expect(crc32C(Buffer.alloc(0))).toBe(0);
+  });
+
+  test("When buffers of every length up to a record batch's are summed, then each gives kafkajs' own unsigned value", () => {
+    for (let length = 0; length < 3_000; length += length < 64 ? 1 : 37) {
+      const buffer = Buffer.from(Array.from({ length }, (_, i) => (length * 131 + i * 251) % 256));
+      expect(crc32C(buffer)).toBe(byteAtATime(buffer) >>> 0);
+    }
+  });
+});
