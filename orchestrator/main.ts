@@ -39,6 +39,14 @@ import { createAdmission } from './admission/admission';
 
 /** Results of one fetched batch (one partition) applied at once, for different payments; measured in docs/benchmarks/efficiency.md. */
 const RESULTS_APPLIED_CONCURRENTLY = 64;
+/**
+ * How often (ms) the results consumer commits the offsets it applied, instead of after every fetched batch: flat out
+ * that was about one OffsetCommit request per nine payments, more than the orchestrator's produce and fetch requests
+ * together (docs/benchmarks/efficiency.md, session 10). A redelivered result changes nothing (`decide` is idempotent),
+ * so an instance that dies or loses a partition hands over at most this long of results to be applied again. Timeouts
+ * do not wait on commits: the owner's own position is evidence that a partition was read (docs/decisions/0015).
+ */
+const RESULTS_COMMIT_INTERVAL_MS = 200;
 
 /** What can be swapped in tests; production uses the defaults. */
 export interface OrchestratorOverrides {
@@ -311,6 +319,7 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
       // Results of different payments in one fetched batch are applied at once: their Redis reads and writes
       // share round trips and their outboxes a produce request (one payment's results stay in order).
       keysConcurrently: RESULTS_APPLIED_CONCURRENTLY,
+      commitIntervalMs: RESULTS_COMMIT_INTERVAL_MS,
       onProcessed: (processed) => progress.observe(processed),
     });
     ownedPartitions = () => results.assigned(topics.gatewayResults);

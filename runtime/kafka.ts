@@ -356,7 +356,8 @@ export interface ConsumerOptions {
    * coordinator, a third of a busy gateway worker's requests. The price: a
    * member that dies or loses a partition in a rebalance hands over from the
    * last commit, so up to this long of handled messages is delivered again;
-   * only for handlers that de-duplicate (gateways do, on the attempt id).
+   * only for handlers that de-duplicate (gateways do, on the attempt id; the orchestrator's results
+   * change nothing when applied again).
    */
   commitIntervalMs?: number;
   /** False for followers that replay a topic on every start and so never need committed offsets. */
