@@ -287,7 +287,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       const open = deadlinePairs(next);
       const stillOpen = new Set(open.map(([, member]) => member));
       const before = deadlinePairs(previous.payment);
-      const unchanged = new Set(before.map(([score, member]) => `${score}|${member}`));
+      const beforeKeys = new Set(before.map(([score, member]) => `${score}|${member}`));
       const wasFlagged = previous.payment.review !== undefined;
       const isFlagged = next.review !== undefined;
       const outbox = outboxOf(next.id, Number(previous.revision) + 1, messages);
@@ -295,7 +295,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         id: next.id,
         remove: before.filter(([, member]) => !stillOpen.has(member)).map(([, member]) => member),
         // Only new or moved deadlines: re-adding an unchanged one would reset a claim lease on it.
-        add: open.filter(([score, member]) => !unchanged.has(`${score}|${member}`)),
+        add: open.filter(([score, member]) => !beforeKeys.has(`${score}|${member}`)),
         review: isFlagged === wasFlagged ? null : isFlagged ? 'add' : 'remove',
         due: due(),
         indexMember: indexMember(next),
