@@ -353,7 +353,10 @@ export async function startOrchestrator(config: OrchestratorConfig, overrides: O
     lifecycle.add('redis subscriber', async () => {
       await subscriber.quit();
     });
-    const terminalWaits = await createTerminalWaits(subscriber, store, logger);
+    // Connected (and its ready check done) before any wait subscribes: a lazy connection's first command would be a
+    // SUBSCRIBE, after which Redis refuses the ready check's INFO.
+    await subscriber.connect();
+    const terminalWaits = createTerminalWaits(subscriber, store, logger);
 
     const verifyToken = createTokenVerifier({ secret: config.AUTH_JWT_SECRET, issuer: config.AUTH_JWT_ISSUER });
     const app = createHttpApp(

@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { DEVELOPMENT_SIGNING_KEY, mintToken } from '../runtime/auth';
 import { startOrchestrator } from '../orchestrator/main';
 import { loadOrchestratorConfig } from '../orchestrator/config';
@@ -138,13 +139,37 @@ describe('Prefer: wait', () => {
     expect(await response.json()).toEqual({ error: expect.objectContaining({ field: 'Prefer' }) });
   });
 
+  test('When a request waits, then its instance listens on that payment\'s channel only for the wait, and on no channel when nobody waits', async () => {
+    const redis = new Redis(stack.env.REDIS_URL ?? '');
+    const listening = () => redis.pubsub('CHANNELS', `${stack.env.REDIS_KEY_PREFIX ?? ''}terminal*`) as Promise<string[]>;
+    try {
+      // The slow gateway answers after 3 s: the wait of 2 s ends first, so the subscription is seen while it lasts.
+      const waiting = waitFor(stack.baseUrl, 2, deposit({ region: 'US', currency: 'USD' }));
+      let channels: string[] = [];
+      while (channels.length === 0) channels = await listening();
+      expect(channels).toEqual([expect.stringMatching(new RegExp(`^${stack.env.REDIS_KEY_PREFIX ?? ''}terminal:[0-9a-f-]{36}$`))]);
+      const response = await waiting;
+      expect(response.status).toBe(202);
+      const { id } = (await response.json()) as PaymentView;
+      expect(channels).toEqual([`${stack.env.REDIS_KEY_PREFIX ?? ''}terminal:${id}`]);
+      // The unsubscribe goes out as the wait ends, after the answer: asked again until Redis has it.
+      while ((await listening()).length > 0) await new Promise((resolve) => setImmediate(resolve));
+      expect(await listening()).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test('When two instances share the work, then a wait on one sees outcomes the other processed', async () => {
     const second = await startOrchestrator(loadOrchestratorConfig({ ...stack.env, INSTANCE_ID: 'second' }), { logger: testLogger('second') });
     try {
       const secondUrl = `http://127.0.0.1:${second.port}`;
       // Results are spread over both instances' partitions, so about half of these are applied by the first one.
+      const started = Date.now();
       const responses = await Promise.all(Array.from({ length: 20 }, () => waitFor(secondUrl, 10, deposit())));
       expect(responses.map((response) => response.status)).toEqual(Array.from({ length: 20 }, () => 200));
+      // Woken by the terminal message, not by the end of the wait and the read after it.
+      expect(Date.now() - started).toBeLessThan(10_000);
     } finally {
       await second.stop();
     }

@@ -16,7 +16,8 @@ import { isTerminal, openDeadlines, type Payment } from './payment';
  * - `account:{accountId}` and `account:{accountId}:{status}`: sorted sets (all scores 0) of
  *   "{13-digit inverted created-at ms}:{payment id}", so lexical order is newest first and a
  *   page after a cursor costs the same whichever page it is
- * - channel `{prefix}terminal`: a message with the payment id when a payment becomes terminal
+ * - channel `{prefix}terminal:{id}`: a message with the payment id when the payment becomes terminal; only instances
+ *   with a request waiting on it (`Prefer: wait`) subscribe
  *
  * A state change and the messages it must send are written in one script:
  * the transactional outbox. Messages are sent right after, and deleted once
@@ -49,7 +50,7 @@ return false
 `;
 
 // KEYS: payment, deadlines, review, outbox, outbox-pending, account status index before, after.
-// ARGV: expected revision, new doc, JSON change, terminal channel, then the outbox's (field, message) pairs.
+// ARGV: expected revision, new doc, JSON change, the payment's terminal channel, then the outbox's (field, message) pairs.
 const UPDATE = `${WRITE_OUTBOX}
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'v', tonumber(ARGV[1]) + 1, 'doc', ARGV[2])
@@ -217,7 +218,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
   };
   const due = () => clock().getTime() + outboxGraceMs;
   // Channels are not prefixed by ioredis, so the prefix is added here to keep stacks apart.
-  const terminalChannel = `${connection.options.keyPrefix ?? ''}terminal`;
+  const channelPrefix = `${connection.options.keyPrefix ?? ''}terminal:`;
+  const terminalChannelOf = (paymentId: string) => `${channelPrefix}${paymentId}`;
 
   const get = async (paymentId: string): Promise<StoredPayment | undefined> => {
     const [revision, doc] = await redis.hmget(`payment:${paymentId}`, 'v', 'doc');
@@ -314,7 +316,7 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
         previous.revision,
         JSON.stringify(next),
         JSON.stringify(change),
-        terminalChannel,
+        terminalChannelOf(next.id),
         ...entriesOf(outbox),
       );
       if (applied !== 1) return undefined;
@@ -372,7 +374,8 @@ export function createPaymentStore(connection: Redis, { idempotencyTtlSeconds, o
       return claimed;
     },
 
-    terminalChannel,
+    /** The Redis channel the update publishes on when this payment becomes terminal (api/terminal-waits.ts). */
+    terminalChannelOf,
 
     /** One page of an account's payments, newest first, after the cursor; `hasMore` says whether another page exists. */
     async page(query: PageQuery): Promise<{ payments: Payment[]; last?: string; hasMore: boolean }> {
