@@ -6,6 +6,7 @@ import type { AttemptCommand, AttemptEvent, AttemptRequested, PaymentAttemptsCha
 import { isTerminal, type Attempt, type Effect, type Payment, type ReviewResolution } from '../state/payment';
 import type { PaymentStore } from '../state/store';
 import type { OrchestratorMetrics } from '../metrics';
+import { isoTime } from '../../runtime/iso-time';
 
 export interface EffectDeps {
   topics: TopicNames;
@@ -29,7 +30,7 @@ export function createEffects({ topics, logger, metrics, clock }: EffectDeps) {
   const envelope = <T extends string>(type: T) => ({
     eventId: randomUUID(),
     type,
-    occurredAt: clock().toISOString(),
+    occurredAt: isoTime(clock().getTime()),
     schemaVersion: 1 as const,
   });
 

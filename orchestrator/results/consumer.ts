@@ -3,6 +3,7 @@ import type { Logger } from '../../runtime/logger';
 import { resultIdentity, type ResultMessage } from '../../topics/schemas';
 import type { Outcome } from '../state/payment';
 import type { OutcomeApplier } from './apply-outcome';
+import { isoTime } from '../../runtime/iso-time';
 
 /** What a message on the results topic means for the attempt it names. */
 export function outcomeOf(message: ResultMessage, at: string): Outcome | undefined {
@@ -29,7 +30,7 @@ export function outcomeOf(message: ResultMessage, at: string): Outcome | undefin
 export function answeredAt(brokerMs: number, occurredAt: string | undefined, fallback: Date): string {
   const broker = Number.isFinite(brokerMs) && brokerMs > 0 ? brokerMs : fallback.getTime();
   const claimed = occurredAt === undefined ? Number.NaN : Date.parse(occurredAt);
-  return new Date(Number.isFinite(claimed) ? Math.min(broker, claimed) : broker).toISOString();
+  return isoTime(Number.isFinite(claimed) ? Math.min(broker, claimed) : broker);
 }
 
 /**
@@ -46,7 +47,7 @@ export function handleResultMessage(applyOutcome: OutcomeApplier, clock: () => D
       logger.critical({ ...ids, message }, 'compensation not confirmed by the gateway: a person must reconcile this attempt');
       throw new RejectMessage('needs-reconciliation', `${message.type} for ${message.paymentId}/${message.attemptId} cannot be applied`);
     }
-    const applied = await applyOutcome(message.paymentId, Object.assign(outcome, { now: clock().toISOString() }));
+    const applied = await applyOutcome(message.paymentId, Object.assign(outcome, { now: isoTime(clock().getTime()) }));
     if (applied === 'unknown-payment' || applied === 'unknown-attempt') {
       throw new RejectMessage(applied, `${message.type} for ${message.paymentId}/${message.attemptId} from ${message.gatewayId}`);
     }

@@ -117,6 +117,13 @@ describe('the results contract: harmless variations a gateway may send', () => {
   test('When occurredAt is not a time at all, then the contract refuses it', () => {
     expect(resultMessage.safeParse({ ...gatewayResult({ outcome: 'success' }), occurredAt: 'yesterday' }).success).toBe(false);
   });
+
+  test('When occurredAt is already in the normal UTC form, then it is kept, and a day the calendar does not have is refused', () => {
+    expect(gatewayResult({ outcome: 'success', occurredAt: '2024-02-29T23:59:59.999Z' }).occurredAt).toBe('2024-02-29T23:59:59.999Z');
+    for (const day of ['2026-02-29T00:00:00.000Z', '2026-04-31T00:00:00.000Z', '2026-11-30T24:00:00.000Z']) {
+      expect(resultMessage.safeParse({ ...gatewayResult({ outcome: 'success' }), occurredAt: day }).success).toBe(false);
+    }
+  });
 });
 
 describe('outcomeOf: command results', () => {

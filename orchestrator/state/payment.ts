@@ -1,6 +1,7 @@
 import type { PaymentStatus, ReviewDecision } from '../../topics/schemas';
 import type { RoutablePayment, RoutingDecision } from '../routing/select';
 import { classifyFailure } from './reasons';
+import { isoTime } from '../../runtime/iso-time';
 
 export type PaymentType = 'deposit' | 'withdrawal';
 
@@ -155,7 +156,7 @@ export function createPayment(
   now: Date,
 ): { payment: Payment; effects: Effect[] } {
   const attempt = newAttempt(1, attemptId, routing, timeoutMs, now);
-  const at = now.toISOString();
+  const at = attempt.dispatchedAt;
   return {
     // Not `{ ...fields, status, … }`: in Node 20's V8 each key a literal adds after a spread is a slow runtime call
     // (docs/benchmarks/efficiency.md); keys that only replace one the spread copied are not.
@@ -170,8 +171,8 @@ function newAttempt(number: number, id: string, routing: RoutingDecision & { cho
     number,
     gatewayId: routing.chosen,
     status: 'in-flight',
-    dispatchedAt: now.toISOString(),
-    deadline: new Date(now.getTime() + timeoutMs).toISOString(),
+    dispatchedAt: isoTime(now.getTime()),
+    deadline: isoTime(now.getTime() + timeoutMs),
     routing,
   };
 }
@@ -303,7 +304,7 @@ function compensate(payment: Payment, attempt: Attempt, at: string, startAt: str
  * each command sent up to 8 times it, so a gateway that is down for a while is not sent a command per timeout.
  */
 function compensationDeadline(startAt: string, timeoutMs: number, sent: number): string {
-  return new Date(Date.parse(startAt) + timeoutMs * 2 ** Math.min(sent - 1, 3)).toISOString();
+  return isoTime(Date.parse(startAt) + timeoutMs * 2 ** Math.min(sent - 1, 3));
 }
 
 /** No confirmation of a void/refund in time: the same command again, or after the last one, a person decides. */
@@ -339,7 +340,7 @@ function askToCancel(payment: Payment, attempt: Attempt, at: string, context: De
     ...attempt,
     status: 'cancelling',
     reasonCode,
-    deadline: new Date(Date.parse(at) + context.timeoutMsOf(attempt.gatewayId)).toISOString(),
+    deadline: isoTime(Date.parse(at) + context.timeoutMsOf(attempt.gatewayId)),
   };
   return { changed: true, payment: withAttempt(payment, cancelling, at), effects: [{ type: 'cancel', attempt: cancelling }] };
 }
