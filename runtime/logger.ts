@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { isoTime } from './iso-time';
 
 /** pino's levels plus `critical` (between error and fatal) for events ops must see at once, like a breaker opening. */
 export type Logger = pino.Logger<'critical'>;
@@ -30,14 +31,17 @@ function sharedStdout(): pino.DestinationStream {
   return destination;
 }
 
-/** JSON logs on stdout; every line names the service and instance. */
+/** pino's `isoTime` field, written by runtime/iso-time.ts: the builtin toISOString costs about 450 ns a line. */
+const lineTime = () => `,"time":"${isoTime(Date.now())}"`;
+
+/** JSON logs on stdout; every line names the service and instance, and its time in ISO 8601 UTC. */
 export function createLogger(service: string, level: string, instance?: string): Logger {
   return pino(
     {
       level,
       customLevels: { critical: 55 },
       base: { service, ...(instance ? { instance } : {}) },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: lineTime,
     },
     sharedStdout(),
   );
