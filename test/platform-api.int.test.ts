@@ -5,6 +5,7 @@ import { loadOrchestratorConfig } from '../orchestrator/config';
 import { authHeaders, fetchApi, testLogger } from './support/env';
 import { checkPaymentInvariants } from './support/invariants';
 import { messageCount, redisKeyCount } from './support/inspect';
+import { pollUntil } from './support/poll';
 import { deposit, postPayment, rule, startTestStack, watchStatuses, type PaymentView, type TestStack } from './support/stack';
 
 const tokenWith = (...scopes: string[]) => mintToken({ secret: DEVELOPMENT_SIGNING_KEY, issuer: 'payment-orchestrator' }, 'api-test', scopes);
@@ -145,16 +146,13 @@ describe('Prefer: wait', () => {
     try {
       // The slow gateway answers after 3 s: the wait of 2 s ends first, so the subscription is seen while it lasts.
       const waiting = waitFor(stack.baseUrl, 2, deposit({ region: 'US', currency: 'USD' }));
-      let channels: string[] = [];
-      while (channels.length === 0) channels = await listening();
-      expect(channels).toEqual([expect.stringMatching(new RegExp(`^${stack.env.REDIS_KEY_PREFIX ?? ''}terminal:[0-9a-f-]{36}$`))]);
+      const channels = await pollUntil(listening, (names) => names.length > 0, 1_500, () => 'no terminal channel was subscribed during the wait', 5);
       const response = await waiting;
       expect(response.status).toBe(202);
       const { id } = (await response.json()) as PaymentView;
       expect(channels).toEqual([`${stack.env.REDIS_KEY_PREFIX ?? ''}terminal:${id}`]);
       // The unsubscribe goes out as the wait ends, after the answer: asked again until Redis has it.
-      while ((await listening()).length > 0) await new Promise((resolve) => setImmediate(resolve));
-      expect(await listening()).toEqual([]);
+      await pollUntil(listening, (names) => names.length === 0, 2_000, (names) => `still subscribed after the wait: ${names.join(', ')}`);
     } finally {
       redis.disconnect();
     }

@@ -15,7 +15,7 @@ interface Channel {
  * channel as the terminal state is stored (store.terminalChannelOf), and an
  * instance subscribes to that channel only while a request waits on it. So
  * no instance reads a message for a payment nobody waits on (before, every
- * instance read one per payment, about 2 µs each, and k instances k).
+ * instance read one for every payment: with k instances, k per payment).
  * Subscribing before reading the state means a change between the two is
  * not missed.
  */
@@ -26,43 +26,51 @@ export function createTerminalWaits(subscriber: Redis, store: PaymentStore, logg
   });
 
   /**
-   * One SUBSCRIBE per payment however many requests wait on it; every waiter awaits it. A failed subscribe (Redis
-   * unreachable) is logged and the wait runs to its end, as when a published message is lost.
+   * One SUBSCRIBE per payment however many requests wait on it; every waiter awaits it (within its own limit). A
+   * failed subscribe is logged and forgotten, so the next wait on the payment subscribes again; the waits that
+   * joined it run to their end, as when a published message is lost.
    */
   const join = (name: string, paymentId: string, wake: () => void): Channel => {
-    let channel = channels.get(name);
-    if (!channel) {
-      const subscribed = subscriber.subscribe(name).then(
-        () => undefined,
-        (error: unknown) => logger.warn({ err: error, paymentId }, 'subscribing to a terminal channel failed: the wait runs to its end'),
-      );
-      channel = { wakes: new Set(), subscribed };
-      channels.set(name, channel);
+    const existing = channels.get(name);
+    if (existing) {
+      existing.wakes.add(wake);
+      return existing;
     }
-    channel.wakes.add(wake);
+    const channel: Channel = { wakes: new Set([wake]), subscribed: Promise.resolve() };
+    channel.subscribed = subscriber.subscribe(name).then(
+      () => undefined,
+      (error: unknown) => {
+        if (channels.get(name) === channel) channels.delete(name);
+        logger.warn({ err: error, paymentId }, 'subscribing to a terminal channel failed: the wait runs to its end');
+      },
+    );
+    channels.set(name, channel);
     return channel;
   };
   const leave = (name: string, paymentId: string, channel: Channel, wake: () => void) => {
     channel.wakes.delete(wake);
-    if (channel.wakes.size > 0) return;
+    // A channel whose subscribe failed is no longer the payment's: nothing to unsubscribe, and a newer one stays.
+    if (channel.wakes.size > 0 || channels.get(name) !== channel) return;
     channels.delete(name);
     // Sent after the SUBSCRIBE on the same connection, so Redis always sees the two in order.
     subscriber.unsubscribe(name).catch((error: unknown) => logger.warn({ err: error, paymentId }, 'unsubscribing from a terminal channel failed'));
   };
 
   return {
-    /** The payment once terminal, or as it is when `timeoutMs` runs out. */
+    /** The payment once terminal, or as it is when `timeoutMs` (from the call) runs out. */
     async waitForTerminal(paymentId: string, timeoutMs: number): Promise<Payment | undefined> {
       let wake: () => void = () => undefined;
       const changed = new Promise<void>((resolve) => (wake = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
       const name = store.terminalChannelOf(paymentId);
       const channel = join(name, paymentId, wake);
-      let timer: NodeJS.Timeout | undefined;
       try {
-        await channel.subscribed;
+        // Within the wait's limit: while the subscriber connection is down, ioredis holds the SUBSCRIBE until it is back.
+        await Promise.race([channel.subscribed, expired]);
         const current = await store.get(paymentId);
         if (!current || isTerminal(current.payment.status)) return current?.payment;
-        await Promise.race([changed, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+        await Promise.race([changed, expired]);
         return (await store.get(paymentId))?.payment;
       } finally {
         clearTimeout(timer);
