@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
+import { isoTime } from '../runtime/iso-time';
 import type { Logger } from '../runtime/logger';
 import type { OutgoingMessage, Publisher } from '../runtime/kafka';
 import type { TopicNames } from '../topics/names';
@@ -63,7 +64,7 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
   resent.inc({ gateway: gatewayId }, 0);
   /** Set when a drain's grace is over: answers still failing to publish are given up. */
   let givingUp = false;
-  const envelope = <T extends string>(type: T) => ({ eventId: randomUUID(), type, occurredAt: clock().toISOString(), schemaVersion: 1 as const });
+  const envelope = <T extends string>(type: T) => ({ eventId: randomUUID(), type, occurredAt: isoTime(clock().getTime()), schemaVersion: 1 as const });
 
   /**
    * Publishes an answer until Kafka takes it: the PSP has already decided, and
@@ -90,7 +91,7 @@ export function createGatewayWorker(deps: WorkerDeps): GatewayWorker {
 
   const answer = async (request: AttemptRequested, requestTimestampMs: number | undefined) => {
     // When the request reached Kafka: the orchestrator starts the gateway's latency there, not at its own decision.
-    const requested = requestTimestampMs !== undefined && Number.isFinite(requestTimestampMs) && requestTimestampMs > 0 ? { requestedAt: new Date(requestTimestampMs).toISOString() } : {};
+    const requested = requestTimestampMs !== undefined && Number.isFinite(requestTimestampMs) && requestTimestampMs > 0 ? { requestedAt: isoTime(requestTimestampMs) } : {};
     // Fields on each line rather than a child logger: building a child per attempt cost more than the lines.
     const ids = { paymentId: request.paymentId, attemptId: request.attemptId, gatewayId };
     const result = await adapter.process(request);
