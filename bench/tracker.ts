@@ -8,7 +8,7 @@ import { paymentStatusChanged, type PaymentStatusChanged } from '../topics/schem
 
 /**
  * Consumes a topic from its beginning in a group of its own (committing its
- * offsets once a second) and hands each message, parsed with its schema, to
+ * offsets once a second, by hand) and hands each message, parsed with its schema, to
  * `onMessage` with the time it was read.
  * A message that does not parse is counted, not fatal. Resolves once the
  * group has its partitions, so nothing published afterwards is missed.
@@ -29,15 +29,26 @@ export async function watchTopic<S extends z.ZodType>(
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
+  // Offsets are committed once a second, by hand: with autoCommit on, kafkajs commits after every fetched batch
+  // whatever its autoCommitInterval (runner.js), and at 300/s that was 180 OffsetCommit requests a second from the
+  // tracker alone (strace of its socket writes), load on the machine the benchmark measures. Not never: a rejoin
+  // of the group would then read the topic again from its beginning, and every terminal event it re-read would
+  // count as a duplicate terminal.
+  const next = new Map<number, string>();
+  const commit = () => {
+    if (next.size === 0) return;
+    const offsets = [...next].map(([partition, offset]) => ({ topic, partition, offset }));
+    next.clear();
+    // A commit lost to a rebalance only means a rejoin re-reads a second more; the next one carries newer offsets.
+    consumer.commitOffsets(offsets).catch(() => undefined);
+  };
+  const commits = setInterval(commit, 1_000);
   await consumer.run({
     partitionsConsumedConcurrently: 6,
-    // At most one commit a second: with kafkajs' default (a commit after every fetched batch) the tracker sent about
-    // 160 OffsetCommit requests a second at 300/s, a fifth of the broker's requests, load on the machine the
-    // benchmark measures. Not none: a rejoin of the group would then read the topic again from its beginning, and
-    // every terminal event it re-read would count as a duplicate terminal.
-    autoCommitInterval: 1_000,
-    eachMessage: async ({ message }) => {
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
       const readAtMs = performance.now();
+      next.set(partition, String(BigInt(message.offset) + 1n));
       let json: unknown;
       try {
         json = JSON.parse(message.value?.toString('utf8') ?? '');
@@ -51,7 +62,13 @@ export async function watchTopic<S extends z.ZodType>(
     },
   });
   await joined;
-  return { malformed: () => malformed, stop: () => consumer.disconnect() };
+  return {
+    malformed: () => malformed,
+    stop: () => {
+      clearInterval(commits);
+      return consumer.disconnect();
+    },
+  };
 }
 
 export interface PaymentRecord {
