@@ -2,7 +2,8 @@
 // machine. A request is produced, a responder process consumes it and
 // produces a reply, and the reply is consumed here: the same two produce and
 // two consume hops as a payment's attempt request and result, and nothing
-// else (no HTTP, no Redis, no schema, no logging). Flat out, a closed loop.
+// else (no HTTP, no Redis, no schema, no logging). Flat out, a closed loop;
+// at a rate phase's rate, an open loop.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -23,7 +24,14 @@ const ECHO_VALUE = Buffer.alloc(600, 'x');
 
 export interface EchoOptions {
   broker: BenchBroker;
+  /** Requests in flight, each sent as soon as the one before it was answered (closed loop). */
   concurrency: number;
+  /**
+   * Instead: an open loop that sends this many requests a second on schedule, whatever the answers, as the
+   * benchmark's rate phase sends payments. Its latency is what a bare Kafka request and reply costs on this
+   * machine at that rate, the floor under the payments' latency target.
+   */
+  perSecond?: number;
   warmupS: number;
   durationS: number;
   runDir: string;
@@ -33,6 +41,8 @@ export interface EchoOptions {
 
 export interface EchoResult {
   concurrency: number;
+  /** Set for an open loop (`EchoOptions.perSecond`); `concurrency` is then not used. */
+  perSecond?: number;
   warmupS: number;
   durationS: number;
   roundTrips: number;
@@ -98,36 +108,49 @@ export async function runEcho(options: EchoOptions): Promise<EchoResult> {
   let roundTrips = 0;
   let running = true;
 
-  const client = async () => {
-    while (running) {
-      const id = randomUUID();
-      const reply = new Promise<boolean>((resolve) => waiting.set(id, resolve));
-      const sentAtMs = performance.now();
-      try {
-        await producer.send({ topic: requestsTopic, acks: -1, messages: [{ key: id, value: ECHO_VALUE }] });
-      } catch (error) {
-        waiting.delete(id);
-        const kind = errorMessage(error);
-        errors[kind] = (errors[kind] ?? 0) + 1;
-        continue;
-      }
-      const replied = await reply;
-      const doneMs = performance.now();
-      if (replied && doneMs >= fromMs && doneMs < toMs) {
-        roundTrips++;
-        if (sentAtMs >= fromMs) latencies.push(doneMs - sentAtMs);
+  /** One request and its reply; resolves when it is answered or the run ends. */
+  const roundTrip = async () => {
+    const id = randomUUID();
+    const reply = new Promise<boolean>((resolve) => waiting.set(id, resolve));
+    const sentAtMs = performance.now();
+    try {
+      await producer.send({ topic: requestsTopic, acks: -1, messages: [{ key: id, value: ECHO_VALUE }] });
+    } catch (error) {
+      waiting.delete(id);
+      const kind = errorMessage(error);
+      errors[kind] = (errors[kind] ?? 0) + 1;
+      return;
+    }
+    const replied = await reply;
+    const doneMs = performance.now();
+    if (replied && doneMs >= fromMs && doneMs < toMs) {
+      roundTrips++;
+      if (sentAtMs >= fromMs) latencies.push(doneMs - sentAtMs);
+    }
+  };
+  const closedLoop = async () => {
+    while (running) await roundTrip();
+  };
+  const openLoop = async (rate: number) => {
+    const sent = new Set<Promise<void>>();
+    for (let scheduled = 0; running; await delay(1)) {
+      // Due by the clock, not by answers, as the payments of a rate phase are (load.ts).
+      for (const due = Math.floor(((performance.now() - startedMs) / 1000) * rate); scheduled < due; scheduled++) {
+        const request = roundTrip().finally(() => sent.delete(request));
+        sent.add(request);
       }
     }
+    await Promise.all(sent);
   };
   const progress = setInterval(() => {
     const now = performance.now();
     const phase = now < fromMs ? 'warm-up' : 'measuring';
     process.stderr.write(
-      `[echo] ${((now - startedMs) / 1000).toFixed(0)}/${options.warmupS + options.durationS} s ${phase}  round trips ${roundTrips}  machine ${sampler.machineBusyPercent(now - 1_500, now).toFixed(0)}% busy\n`,
+      `[echo${options.perSecond === undefined ? '' : ` ${options.perSecond}/s`}] ${((now - startedMs) / 1000).toFixed(0)}/${options.warmupS + options.durationS} s ${phase}  round trips ${roundTrips}  machine ${sampler.machineBusyPercent(now - 1_500, now).toFixed(0)}% busy\n`,
     );
   }, 1_000);
   try {
-    const clients = Array.from({ length: options.concurrency }, client);
+    const clients = options.perSecond === undefined ? Array.from({ length: options.concurrency }, closedLoop) : [openLoop(options.perSecond)];
     await delay(toMs - performance.now());
     running = false;
     for (const stopWaiting of waiting.values()) stopWaiting(false);
@@ -142,6 +165,7 @@ export async function runEcho(options: EchoOptions): Promise<EchoResult> {
   }
   return {
     concurrency: options.concurrency,
+    ...(options.perSecond === undefined ? {} : { perSecond: options.perSecond }),
     warmupS: options.warmupS,
     durationS: options.durationS,
     roundTrips,

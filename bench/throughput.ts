@@ -14,7 +14,8 @@ import { ratioToEcho, summarizeTargets, throughputMarkdown, type ThroughputResul
 
 const USAGE = `usage: npm run bench [-- options]        (npm run bench:soak [-- options] for the soak)
 
-  no options            the standard suite: echo baseline, flat out for 60 s, 300/s for 60 s,
+  no options            the standard suite: echo baseline (closed loop, then open loop at 300/s),
+                        flat out for 60 s, 300/s for 60 s,
                         written to docs/benchmarks/throughput.{json,md}
   --flat-out            one flat-out phase instead of the suite
   --rate N              one phase at N payments/s (open loop) instead of the suite
@@ -23,7 +24,8 @@ const USAGE = `usage: npm run bench [-- options]        (npm run bench:soak [-- 
   --warmup S            unmeasured seconds before each phase (10; soak 60)
   --soak                300/s (or --rate) for 10 minutes, with the orchestrator's RSS series,
                         written to docs/benchmarks/soak.{json,md}
-  --skip-echo           no echo baseline (the soak never runs one)
+  --skip-echo           no echo baseline (the soak never runs one); with --rate, the echo runs closed
+                        and at that rate
   --profile             run the orchestrator and the gateway workers with --cpu-prof; print the top
                         self-time functions of the orchestrator and of the busiest gateway worker
   --brokers N           start a local Kafka of N nodes (1; 3 = replication factor 3, min.insync.replicas 2);
@@ -120,6 +122,13 @@ runBench(async (cleanup) => {
     echo = await runEcho({ broker: session.broker, concurrency: options.concurrency, warmupS: options.warmupS, durationS: options.durationS, runDir: session.runDir, sampler: session.sampler, cleanup });
     console.error(`echo: ${echo.roundTripsPerSecond} round trips/s, p95 ${echo.latencyMs.p95} ms`);
   }
+  // The same request and reply at the rate phase's rate: the floor under that phase's latency on this machine.
+  const rated = shapesOf(options).find((shape) => shape.kind === 'rate');
+  let echoAtRate: EchoResult | undefined;
+  if (!options.skipEcho && rated?.kind === 'rate') {
+    echoAtRate = await runEcho({ broker: session.broker, concurrency: options.concurrency, perSecond: rated.perSecond, warmupS: options.warmupS, durationS: options.durationS, runDir: session.runDir, sampler: session.sampler, cleanup });
+    console.error(`echo at ${rated.perSecond}/s: ${echoAtRate.roundTripsPerSecond} round trips/s, p95 ${echoAtRate.latencyMs.p95} ms, p99 ${echoAtRate.latencyMs.p99} ms`);
+  }
   const phases: PhaseResult[] = [];
   for (const shape of shapesOf(options)) {
     const name = phaseName(shape);
@@ -149,6 +158,7 @@ runBench(async (cleanup) => {
       payments: 'deposits and withdrawals in turn over every (region, currency) the seed rules serve, amounts 10.00–1,000.00, 1,000 accounts',
     },
     ...(echo ? { echo } : {}),
+    ...(echoAtRate ? { echoAtRate } : {}),
     phases,
     targets: [],
   };
