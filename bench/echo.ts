@@ -133,12 +133,15 @@ export async function runEcho(options: EchoOptions): Promise<EchoResult> {
   };
   const openLoop = async (rate: number) => {
     const sent = new Set<Promise<void>>();
-    for (let scheduled = 0; running; await delay(1)) {
+    let scheduled = 0;
+    while (running) {
       // Due by the clock, not by answers, as the payments of a rate phase are (load.ts).
-      for (const due = Math.floor(((performance.now() - startedMs) / 1000) * rate); scheduled < due; scheduled++) {
+      const due = Math.floor(((performance.now() - startedMs) / 1000) * rate);
+      for (; scheduled < due; scheduled++) {
         const request = roundTrip().finally(() => sent.delete(request));
         sent.add(request);
       }
+      await delay(1);
     }
     await Promise.all(sent);
   };
