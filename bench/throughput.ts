@@ -24,8 +24,8 @@ const USAGE = `usage: npm run bench [-- options]        (npm run bench:soak [-- 
   --warmup S            unmeasured seconds before each phase (10; soak 60)
   --soak                300/s (or --rate) for 10 minutes, with the orchestrator's RSS series,
                         written to docs/benchmarks/soak.{json,md}
-  --skip-echo           no echo baseline (the soak never runs one); with --rate, the echo runs closed
-                        and at that rate
+  --skip-echo           no echo baseline (the soak never runs one); without it, --rate N also runs
+                        the echo as an open loop at N/s
   --profile             run the orchestrator and the gateway workers with --cpu-prof; print the top
                         self-time functions of the orchestrator and of the busiest gateway worker
   --brokers N           start a local Kafka of N nodes (1; 3 = replication factor 3, min.insync.replicas 2);

@@ -39,10 +39,11 @@ export async function watchTopic<S extends z.ZodType>(
     if (next.size === 0) return;
     const offsets = [...next].map(([partition, offset]) => ({ topic, partition, offset }));
     next.clear();
-    // A commit lost to a rebalance only means a rejoin re-reads a second more; the next one carries newer offsets.
-    consumer.commitOffsets(offsets).catch(() => undefined);
+    // A commit refused (a rebalance) goes again with the next one, unless newer offsets were read by then.
+    consumer.commitOffsets(offsets).catch(() => {
+      for (const { partition, offset } of offsets) if (!next.has(partition)) next.set(partition, offset);
+    });
   };
-  const commits = setInterval(commit, 1_000);
   await consumer.run({
     partitionsConsumedConcurrently: 6,
     autoCommit: false,
@@ -61,6 +62,8 @@ export async function watchTopic<S extends z.ZodType>(
       else malformed++;
     },
   });
+  const commits = setInterval(commit, 1_000);
+  commits.unref();
   await joined;
   return {
     malformed: () => malformed,
