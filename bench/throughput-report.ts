@@ -113,7 +113,7 @@ function throughputTargets(results: ThroughputResults): TargetCheck[] {
       .filter(Boolean)
       .join('. ');
     const floor = results.echoAtRate?.perSecond === LATENCY_RATE ? results.echoAtRate : undefined;
-    const echoNote = floor ? `the raw echo at ${LATENCY_RATE}/s in this run: p95 ${floor.latencyMs.p95} ms, p99 ${floor.latencyMs.p99} ms, machine ${floor.machineBusyPercent}% busy` : undefined;
+    const echoNote = floor ? `The raw echo at ${LATENCY_RATE}/s in this run: p95 ${floor.latencyMs.p95} ms, p99 ${floor.latencyMs.p99} ms, machine ${floor.machineBusyPercent}% busy` : undefined;
     Object.assign(latency, { measured: `p95 ${p95} ms, p99 ${p99} ms; ${outcomeText(latencyPhase)}`, verdict: verdictOf(ok), note: [note, echoNote].filter(Boolean).join('. ') });
   }
 

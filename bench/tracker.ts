@@ -32,17 +32,23 @@ export async function watchTopic<S extends z.ZodType>(
   // Offsets are committed once a second, by hand: with autoCommit on, kafkajs commits after every fetched batch
   // whatever its autoCommitInterval (runner.js), and at 300/s that was 180 OffsetCommit requests a second from the
   // tracker alone (strace of its socket writes), load on the machine the benchmark measures. Not never: a rejoin
-  // of the group would then read the topic again from its beginning, and every terminal event it re-read would
-  // count as a duplicate terminal.
+  // of the group would then read the whole topic again, and every terminal event it re-read would count as a
+  // duplicate terminal; now it re-reads at most about a second of it.
   const next = new Map<number, string>();
+  let committing = false;
   const commit = () => {
-    if (next.size === 0) return;
+    // One commit at a time (kafkajs retries a refused one for seconds): an older commit never lands after a newer one.
+    if (committing || next.size === 0) return;
     const offsets = [...next].map(([partition, offset]) => ({ topic, partition, offset }));
     next.clear();
-    // A commit refused (a rebalance) goes again with the next one, unless newer offsets were read by then.
-    consumer.commitOffsets(offsets).catch(() => {
-      for (const { partition, offset } of offsets) if (!next.has(partition)) next.set(partition, offset);
-    });
+    committing = true;
+    consumer
+      .commitOffsets(offsets)
+      // Refused for good (a rebalance): they go again with the next commit, unless newer offsets were read by then.
+      .catch(() => {
+        for (const { partition, offset } of offsets) if (!next.has(partition)) next.set(partition, offset);
+      })
+      .finally(() => (committing = false));
   };
   await consumer.run({
     partitionsConsumedConcurrently: 6,
