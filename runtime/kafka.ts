@@ -351,8 +351,8 @@ export interface ConsumerOptions {
   keysConcurrently?: number;
   /**
    * With `keysConcurrently`: commit the handled offsets at most this often
-   * (ms), and once more when the consumer is closed, instead of after every
-   * fetched batch as kafkajs does. Each commit is a request to the group
+   * (ms), one commit at a time, and once more when the consumer is closed,
+   * instead of after every fetched batch as kafkajs does. Each commit is a request to the group
    * coordinator, a third of a busy gateway worker's requests. The price: a
    * member that dies or loses a partition in a rebalance hands over from the
    * last commit, so up to this long of handled messages is delivered again;
@@ -486,14 +486,14 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
 
   /** The next offset to commit per partition handled since the last commit (`commitIntervalMs`). */
   const handled = new Map<string, { topic: string; partition: number; offset: string }>();
-  const commitHandled = async () => {
+  const commitOnce = async () => {
     if (handled.size === 0) return;
     const offsets = [...handled.values()];
     handled.clear();
     try {
       await consumer.commitOffsets(offsets);
     } catch (error) {
-      // A rebalance or a coordinator move: the offsets go again with the next commit, unless newer ones did.
+      // A rebalance or a coordinator move: the offsets go again with the next commit, unless newer ones were handled since.
       for (const entry of offsets) {
         const key = `${entry.topic}:${entry.partition}`;
         if (!handled.has(key)) handled.set(key, entry);
@@ -501,6 +501,13 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
       logger.warn({ err: error, groupId }, 'committing handled offsets failed; trying again at the next commit');
     }
   };
+  /**
+   * Commits run one after another: kafkajs retries a refused commit for seconds, and a later commit that
+   * overtook it would otherwise be undone by its late failure putting older offsets back. The close's last
+   * commit waits for the one in flight.
+   */
+  let lastCommit: Promise<void> = Promise.resolve();
+  const commitHandled = () => (lastCommit = lastCommit.then(commitOnce));
   const processed = (topic: string, partition: number, message: KafkaMessage) => {
     metrics.consumed.inc({ topic });
     options.onProcessed?.({ topic, partition, offset: message.offset, timestampMs: Number(message.timestamp) });
