@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import type { z } from 'zod';
+import { createOffsetCommits } from '../runtime/offset-commits';
 import { paymentStatusChanged, type PaymentStatusChanged } from '../topics/schemas';
 
 /**
@@ -33,29 +34,15 @@ export async function watchTopic<S extends z.ZodType>(
   // whatever its autoCommitInterval (runner.js), and at 300/s that was 180 OffsetCommit requests a second from the
   // tracker alone (strace of its socket writes), load on the machine the benchmark measures. Not never: a rejoin
   // of the group would then read the whole topic again, and every terminal event it re-read would count as a
-  // duplicate terminal; now it re-reads at most about a second of it.
-  const next = new Map<number, string>();
-  let committing = false;
-  const commit = () => {
-    // One commit at a time (kafkajs retries a refused one for seconds): an older commit never lands after a newer one.
-    if (committing || next.size === 0) return;
-    const offsets = [...next].map(([partition, offset]) => ({ topic, partition, offset }));
-    next.clear();
-    committing = true;
-    consumer
-      .commitOffsets(offsets)
-      // Refused for good (a rebalance): they go again with the next commit, unless newer offsets were read by then.
-      .catch(() => {
-        for (const { partition, offset } of offsets) if (!next.has(partition)) next.set(partition, offset);
-      })
-      .finally(() => (committing = false));
-  };
+  // duplicate terminal; now it re-reads at most about a second of it (a second more after a refused commit, which is
+  // therefore not reported). The same mechanism as the services' interval commits (runtime/offset-commits.ts).
+  const read = createOffsetCommits((offsets) => consumer.commitOffsets(offsets), () => undefined);
   await consumer.run({
     partitionsConsumedConcurrently: 6,
     autoCommit: false,
     eachMessage: async ({ partition, message }) => {
       const readAtMs = performance.now();
-      next.set(partition, String(BigInt(message.offset) + 1n));
+      read.note(topic, partition, String(BigInt(message.offset) + 1n));
       let json: unknown;
       try {
         json = JSON.parse(message.value?.toString('utf8') ?? '');
@@ -68,7 +55,7 @@ export async function watchTopic<S extends z.ZodType>(
       else malformed++;
     },
   });
-  const commits = setInterval(commit, 1_000);
+  const commits = setInterval(() => void read.commit(), 1_000);
   commits.unref();
   await joined;
   return {

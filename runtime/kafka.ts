@@ -6,6 +6,7 @@ import { deadLetter, type DeadLetter } from '../topics/schemas';
 import { createConsumerLag } from './consumer-lag';
 import type { Logger } from './logger';
 import { errorMessage } from './errors';
+import { createOffsetCommits } from './offset-commits';
 
 /**
  * Thrown by a handler for a message that is well-formed but cannot be acted on
@@ -484,30 +485,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     logger.warn({ topic, partition, offset: message.offset, reason, detail: letter.detail }, 'message dead-lettered');
   };
 
-  /** The next offset to commit per partition handled since the last commit (`commitIntervalMs`). */
-  const handled = new Map<string, { topic: string; partition: number; offset: string }>();
-  const commitOnce = async () => {
-    if (handled.size === 0) return;
-    const offsets = [...handled.values()];
-    handled.clear();
-    try {
-      await consumer.commitOffsets(offsets);
-    } catch (error) {
-      // A rebalance or a coordinator move: the offsets go again with the next commit, unless newer ones were handled since.
-      for (const entry of offsets) {
-        const key = `${entry.topic}:${entry.partition}`;
-        if (!handled.has(key)) handled.set(key, entry);
-      }
-      logger.warn({ err: error, groupId }, 'committing handled offsets failed; trying again at the next commit');
-    }
-  };
-  /**
-   * Commits run one after another: kafkajs retries a refused commit for seconds, and a later commit that
-   * overtook it would otherwise be undone by its late failure putting older offsets back. The close's last
-   * commit waits for the one in flight.
-   */
-  let lastCommit: Promise<void> = Promise.resolve();
-  const commitHandled = () => (lastCommit = lastCommit.then(commitOnce));
+  /** The next offset per partition handled since the last commit (`commitIntervalMs`). */
+  const handled = createOffsetCommits(
+    (offsets) => consumer.commitOffsets(offsets),
+    (error) => logger.warn({ err: error, groupId }, 'committing handled offsets failed; trying again at the next commit'),
+  );
   const processed = (topic: string, partition: number, message: KafkaMessage) => {
     metrics.consumed.inc({ topic });
     options.onProcessed?.({ topic, partition, offset: message.offset, timestampMs: Number(message.timestamp) });
@@ -535,7 +517,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
               for (const [index, message] of chunk.entries()) {
                 if (failures.has(index)) throw failures.get(index);
                 resolveOffset(message.offset);
-                handled.set(`${topic}:${partition}`, { topic, partition, offset: String(BigInt(message.offset) + 1n) });
+                handled.note(topic, partition, String(BigInt(message.offset) + 1n));
                 processed(topic, partition, message);
               }
               await heartbeat();
@@ -594,7 +576,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   await consumer.run(runConfig);
   // Followers never commit offsets, so only committing groups have a lag to report. Watched until the owner
   // closes the consumer, not until its first DISCONNECT event: kafkajs sends one on every crash too.
-  const commits = options.commitIntervalMs === undefined ? undefined : setInterval(() => void commitHandled(), options.commitIntervalMs);
+  const commits = options.commitIntervalMs === undefined ? undefined : setInterval(() => void handled.commit(), options.commitIntervalMs);
   commits?.unref();
   const unwatchLag = options.commitIntervalMs !== undefined || (options.autoCommit ?? true) ? metrics.consumerLag.watch({ kafka, groupId, topics: [...byTopic.keys()], logger }) : undefined;
   let healthy = true;
@@ -619,7 +601,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   consumer.disconnect = async () => {
     closed = true;
     clearInterval(commits);
-    await commitHandled();
+    await handled.commit();
     clearTimeout(restartTimer);
     await unwatchLag?.();
     await disconnect();
@@ -631,7 +613,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     // Offsets of partitions this member no longer has are the new owner's to commit.
-    for (const [key, entry] of handled) if (!payload.memberAssignment[entry.topic]?.includes(entry.partition)) handled.delete(key);
+    handled.keepOnly((topic, partition) => payload.memberAssignment[topic]?.includes(partition) ?? false);
     healthy = true;
   });
   return { consumer, joined, isHealthy: () => healthy, assigned: (topic) => assignment[topic] ?? [] };
